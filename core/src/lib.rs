@@ -1,0 +1,10 @@
+//! Switchyard's shared vocabulary: the CloudEvents envelope, typed resource names and the
+//! transport-neutral [`ErrorKind`]. This crate does no IO; every other crate depends on it.
+
+pub mod cloudevent;
+mod error;
+mod name;
+
+pub use cloudevent::{BatchError, CloudEvent, EventError, Limits};
+pub use error::ErrorKind;
+pub use name::{InvalidName, Name};

@@ -1,0 +1,18 @@
+//! Bus logs: the `LogStore` boundary and its backends.
+//!
+//! A bus is an append-only log of CloudEvents addressed by dense offsets. [`MemoryLog`] is
+//! the reference implementation (tests, reasoning); [`SegmentedLog`] is the embedded,
+//! durable one: CRC-framed records in segment files, one writer thread doing group commit,
+//! crash recovery that cuts an unacknowledged tail, and an id index for lookups and dedup.
+//! Both pass the shared suite in `testsuite`; a new backend is done when it does too.
+
+mod log;
+mod memory;
+mod segmented;
+
+#[cfg(test)]
+mod testsuite;
+
+pub use log::{Appended, Bounds, LogError, LogOptions, LogStore, NewRecord, Record};
+pub use memory::MemoryLog;
+pub use segmented::{SegmentedLog, SegmentedOptions};
