@@ -1,0 +1,119 @@
+//! Wiring: builds the state from the config, serves HTTP, runs background work, and shuts
+//! down in order (stop accepting, drain requests, close logs, close the metadata store).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use switchyard_core::Limits;
+use tokio::net::TcpListener;
+
+use crate::buses::Buses;
+use crate::config::{AuthMode, ServeConfig};
+use crate::meta::MetaStore;
+use crate::metrics::Metrics;
+use crate::routes;
+
+pub struct AppState {
+    pub config: ServeConfig,
+    pub meta: MetaStore,
+    pub buses: Buses,
+    pub metrics: Metrics,
+    /// `None` when auth is disabled.
+    pub admin_key: Option<String>,
+    pub limits: Limits,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let admin_key = match config.auth {
+        AuthMode::Enabled => Some(crate::auth::load_or_create_admin_key(&config.data_dir)?),
+        AuthMode::Disabled => None,
+    };
+    let meta = MetaStore::connect(&config.database_url())
+        .await
+        .context("opening the metadata store")?;
+    let log_options = Buses::log_options(
+        i64::try_from(config.dedup_window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+        config.segment_bytes,
+    );
+    let buses = Buses::open(&meta, config.data_dir.join("buses"), log_options, now_ms())
+        .await
+        .context("opening the bus logs")?;
+    let limits = Limits {
+        max_event_bytes: config.max_event_bytes,
+        max_batch_events: config.max_batch_events,
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        config,
+        meta,
+        buses,
+        metrics: Metrics::new(),
+        admin_key,
+        limits,
+    });
+    let retention = tokio::spawn(retention_loop(state.clone()));
+    let app = routes::router(state.clone());
+    println!("switchyard listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("draining done; closing logs");
+    retention.abort();
+    state.buses.close_all().await;
+    state.meta.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Drops events older than each bus's retention.
+async fn retention_loop(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(
+        state.config.retention_interval_seconds.max(1),
+    ));
+    loop {
+        tick.tick().await;
+        for bus in state.buses.all() {
+            let cutoff = now_ms() - i64::from(bus.settings.retention_hours) * 3_600_000;
+            match bus.log.remove_before(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(bus = %bus.settings.name, removed = n, "retention removed events")
+                }
+                Err(e) => tracing::warn!(bus = %bus.settings.name, error = %e, "retention failed"),
+            }
+        }
+    }
+}

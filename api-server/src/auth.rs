@@ -1,0 +1,84 @@
+//! Bearer-key authentication for `/v1`, and the admin key's life on disk.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use switchyard_core::ErrorKind;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Reads the admin key from `<data-dir>/admin.key`, generating it (mode 0600) on first
+/// start. The key is never printed.
+pub fn load_or_create_admin_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
+        Ok(_) => anyhow::bail!(
+            "{} is empty; delete it to have a new key generated",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the admin key: {e}"))?;
+    let key = format!(
+        "sy_admin_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(key.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "generated the admin API key");
+    Ok(key)
+}
+
+/// Middleware: lets a request through only with the right bearer key.
+pub async fn require_key(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(expected) = state.admin_key.as_deref() else {
+        return Ok(next.run(req).await);
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => {
+            Ok(next.run(req).await)
+        }
+        Some(_) => Err(ApiError::new(
+            ErrorKind::Unauthenticated,
+            "unauthorized",
+            "the API key is not valid",
+        )),
+        None => Err(ApiError::new(
+            ErrorKind::Unauthenticated,
+            "unauthorized",
+            "missing API key: send Authorization: Bearer <key> (the admin key is in <data-dir>/admin.key)",
+        )),
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

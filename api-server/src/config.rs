@@ -1,0 +1,114 @@
+//! Command line and configuration. Every flag also reads `SWITCHYARD_<FLAG>`; the doc
+//! comments here are the user documentation (`switchyard serve --help`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A self-hosted event bus in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: API, bus logs and metadata in one process.
+    Serve(ServeConfig),
+}
+
+#[derive(Debug, Clone, Parser)]
+pub struct ServeConfig {
+    /// Address to listen on for HTTP.
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// Directory for the bus logs, the SQLite metadata and the admin key.
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
+    pub data_dir: PathBuf,
+
+    /// Metadata store: `sqlite://PATH` or `postgres://…`. Default: SQLite in the data dir.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Bus log backend: `embedded` (segment files in the data dir).
+    #[arg(long, env = "SWITCHYARD_LOG", default_value = "embedded")]
+    pub log: String,
+
+    /// `enabled`: every /v1 call needs `Authorization: Bearer <key>`. `disabled` is only
+    /// allowed on a loopback listen address.
+    #[arg(long, env = "SWITCHYARD_AUTH", value_enum, default_value_t = AuthMode::Enabled)]
+    pub auth: AuthMode,
+
+    /// Largest accepted event, in bytes.
+    #[arg(long, env = "SWITCHYARD_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
+    pub max_event_bytes: usize,
+
+    /// Most events in one batch.
+    #[arg(long, env = "SWITCHYARD_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    pub max_batch_events: usize,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "SWITCHYARD_MAX_BATCH_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
+
+    /// A `(source, id)` published again within this many seconds is reported as a duplicate
+    /// and not stored again.
+    #[arg(long, env = "SWITCHYARD_DEDUP_WINDOW_SECONDS", default_value_t = 24 * 3600)]
+    pub dedup_window_seconds: u64,
+
+    /// Bytes after which a log segment is sealed and a new one started.
+    #[arg(long, env = "SWITCHYARD_SEGMENT_BYTES", default_value_t = 64 << 20)]
+    pub segment_bytes: u64,
+
+    /// How often retention runs, in seconds.
+    #[arg(
+        long,
+        env = "SWITCHYARD_RETENTION_INTERVAL_SECONDS",
+        default_value_t = 60
+    )]
+    pub retention_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    Enabled,
+    Disabled,
+}
+
+impl ServeConfig {
+    /// Checks what clap cannot: combinations of settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.auth == AuthMode::Disabled && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "--auth disabled is refused on {}: without auth the server may only listen on a loopback address",
+                self.listen
+            ));
+        }
+        if self.log != "embedded" {
+            return Err(format!(
+                "--log {:?} is not supported by this build: only \"embedded\" is (JetStream logs are not built yet)",
+                self.log
+            ));
+        }
+        if self.max_event_bytes == 0 || self.max_batch_events == 0 || self.max_batch_bytes == 0 {
+            return Err("size limits must be greater than zero".to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("meta.db").display()
+            )
+        })
+    }
+}

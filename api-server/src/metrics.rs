@@ -1,0 +1,48 @@
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusLabel {
+    pub bus: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_ingested: Family<BusLabel, Counter>,
+    pub ingest_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let events_ingested = Family::<BusLabel, Counter>::default();
+        registry.register(
+            "switchyard_events_ingested",
+            "Events stored on a bus (duplicates excluded)",
+            events_ingested.clone(),
+        );
+        // 50 µs to ~1.6 s.
+        let ingest_latency = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        registry.register(
+            "switchyard_ingest_latency_seconds",
+            "Time from receiving a publish request to its durable acknowledgement",
+            ingest_latency.clone(),
+        );
+        Metrics {
+            registry,
+            events_ingested,
+            ingest_latency,
+        }
+    }
+
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

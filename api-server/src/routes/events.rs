@@ -1,0 +1,401 @@
+//! `/v1/buses/{bus}/events`: publish in the three CloudEvents HTTP modes, list, get.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use switchyard_core::cloudevent::{self, BinaryEvent};
+use switchyard_core::{BatchError, CloudEvent, ErrorKind, EventError};
+use switchyard_event_store::{Appended, NewRecord, Record};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::buses::find_bus;
+use super::extract::{ApiQuery, read_body};
+use crate::app::{AppState, now_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::BusLabel;
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(publish, list_events))
+        .routes(routes!(get_event))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    accepted: usize,
+    events: Vec<PublishedEvent>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishedEvent {
+    id: String,
+    source: String,
+    offset: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+/// Publishes events. The mode comes from the request: `ce-specversion` header → binary;
+/// `application/cloudevents+json` (or plain `application/json`) → structured;
+/// `application/cloudevents-batch+json` → batched. Answers after the events are durable.
+#[utoipa::path(post, path = "/v1/buses/{bus}/events", tag = "events",
+    params(("bus" = String, Path)),
+    request_body(content = Value, description = "a CloudEvent (structured), an array of them (batched), or any body with ce-* headers (binary)"),
+    responses((status = 200, body = Published), (status = 400), (status = 404), (status = 413), (status = 415)))]
+async fn publish(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Published>> {
+    let started = Instant::now();
+    let bus = find_bus(&state, &bus)?;
+    let body = read_body(body, state.config.max_batch_bytes).await?;
+    let events = parse_events(&headers, &body, &state.limits)?;
+    let received_at_ms = now_ms();
+    let records = events
+        .iter()
+        .map(|e| NewRecord {
+            source: e.source.clone(),
+            id: e.id.clone(),
+            received_at_ms,
+            payload: e.json.clone(),
+        })
+        .collect();
+    let appended = bus.log.append(records).await?;
+    let new = appended
+        .iter()
+        .filter(|a| matches!(a, Appended::New { .. }))
+        .count();
+    state
+        .metrics
+        .events_ingested
+        .get_or_create(&BusLabel {
+            bus: bus.settings.name.clone(),
+        })
+        .inc_by(new as u64);
+    state
+        .metrics
+        .ingest_latency
+        .observe(started.elapsed().as_secs_f64());
+    let events = events
+        .into_iter()
+        .zip(appended)
+        .map(|(e, a)| PublishedEvent {
+            id: e.id,
+            source: e.source,
+            offset: a.offset(),
+            duplicate: matches!(a, Appended::Duplicate { .. }),
+        })
+        .collect::<Vec<_>>();
+    Ok(Json(Published {
+        accepted: events.len(),
+        events,
+    }))
+}
+
+fn parse_events(
+    headers: &HeaderMap,
+    body: &[u8],
+    limits: &switchyard_core::Limits,
+) -> ApiResult<Vec<CloudEvent>> {
+    let content_type = match headers.get(CONTENT_TYPE).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(ct)) => Some(ct),
+        Some(Err(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                "Content-Type is not ASCII",
+            ));
+        }
+    };
+    let media = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if headers.contains_key("ce-specversion") {
+        return parse_binary(headers, content_type, body, limits).map(|e| vec![e]);
+    }
+    match media.as_str() {
+        "application/cloudevents+json" | "application/json" => {
+            cloudevent::parse_structured(body, limits)
+                .map(|e| vec![e])
+                .map_err(event_error)
+        }
+        "application/cloudevents-batch+json" => {
+            cloudevent::parse_batch(body, limits).map_err(batch_error)
+        }
+        _ => Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {media:?} is not a CloudEvents mode: send application/cloudevents+json (one event), \
+                 application/cloudevents-batch+json (an array), or ce-* headers with any body (binary mode)"
+            ),
+        )),
+    }
+}
+
+fn parse_binary(
+    headers: &HeaderMap,
+    content_type: Option<&str>,
+    body: &[u8],
+    limits: &switchyard_core::Limits,
+) -> ApiResult<CloudEvent> {
+    let attributes: Vec<(&str, &[u8])> = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().strip_prefix("ce-")?, value.as_bytes())))
+        .collect();
+    cloudevent::from_binary(
+        BinaryEvent {
+            attributes: &attributes,
+            content_type,
+            body,
+        },
+        limits,
+    )
+    .map_err(event_error)
+}
+
+fn event_error(e: EventError) -> ApiError {
+    let kind = match e {
+        EventError::TooLarge { .. } => ErrorKind::TooLarge,
+        EventError::NotAnObject { .. } | EventError::Invalid { .. } => ErrorKind::InvalidInput,
+    };
+    let code = match kind {
+        ErrorKind::TooLarge => "too_large",
+        _ => "invalid_event",
+    };
+    ApiError::new(kind, code, e.to_string()).with_details(json!({ "problems": e.problems() }))
+}
+
+fn batch_error(e: BatchError) -> ApiError {
+    match &e {
+        BatchError::NotAnArray { .. } => ApiError::bad_request("invalid_batch", e.to_string()),
+        BatchError::TooManyEvents { .. } => {
+            ApiError::new(ErrorKind::TooLarge, "too_large", e.to_string())
+        }
+        BatchError::InvalidEntries { entries } => {
+            let invalid: Vec<Value> = entries
+                .iter()
+                .map(|(index, err)| json!({"index": index, "problems": err.problems()}))
+                .collect();
+            ApiError::bad_request("invalid_batch", format!("{e}; nothing was stored"))
+                .with_details(json!({ "invalid": invalid }))
+        }
+    }
+}
+
+/// One stored event as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventRecord<'a> {
+    /// The CloudEvent in JSON format, as published.
+    #[schema(value_type = Object)]
+    event: &'a RawValue,
+    offset: u64,
+    received_at: String,
+    matched_rules: Vec<String>,
+}
+
+fn to_record(r: &Record) -> ApiResult<EventRecord<'_>> {
+    let event: &RawValue = serde_json::from_slice(&r.payload).map_err(|e| {
+        ApiError::internal(format!(
+            "stored event at offset {} is not JSON: {e}",
+            r.offset
+        ))
+    })?;
+    Ok(EventRecord {
+        event,
+        offset: r.offset,
+        received_at: format_ms(r.received_at_ms),
+        matched_rules: Vec::new(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage<'a> {
+    events: Vec<EventRecord<'a>>,
+    next_cursor: Option<String>,
+}
+
+/// Serialises straight to bytes, so stored events (raw JSON) go out exactly as published;
+/// a detour through `serde_json::Value` would re-order their members.
+fn json_response<T: Serialize>(value: &T) -> ApiResult<Response> {
+    let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Search query (not available yet: listing reads straight from the log).
+    q: Option<String>,
+    /// Oldest `received_at` to include (RFC 3339).
+    from: Option<String>,
+    /// Newest `received_at` to include (RFC 3339, exclusive).
+    to: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The most records one listing scans before it returns a short page with a cursor.
+const MAX_SCAN: u64 = 100_000;
+
+/// Lists events newest first.
+#[utoipa::path(get, path = "/v1/buses/{bus}/events", tag = "events",
+    params(("bus" = String, Path), ListParams),
+    responses((status = 200, body = EventPage), (status = 400), (status = 404)))]
+async fn list_events(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Response> {
+    let bus = find_bus(&state, &bus)?;
+    if params.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+        return Err(ApiError::bad_request(
+            "unsupported_query",
+            "search queries (q) are not available in this build yet; list without q, filtered by from/to",
+        ));
+    }
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to 1000, got {limit}"),
+        ));
+    }
+    let from_ms = params
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?;
+    let to_ms = params
+        .to
+        .as_deref()
+        .map(|t| parse_time("to", t))
+        .transpose()?;
+    let bounds = bus.log.bounds();
+    let Some(first) = bounds.first else {
+        return json_response(&EventPage {
+            events: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let mut before = match params.cursor.as_deref() {
+        None => bounds.next,
+        Some(c) => c
+            .parse::<u64>()
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    format!("cursor {c:?} is not one this API gave out"),
+                )
+            })?
+            .min(bounds.next),
+    };
+    let mut page: Vec<Record> = Vec::with_capacity(limit);
+    let mut scanned = 0;
+    let mut exhausted = false;
+    while page.len() < limit && !exhausted {
+        if before <= first || scanned >= MAX_SCAN {
+            exhausted = before <= first;
+            break;
+        }
+        let chunk = (limit as u64).max(64).min(before - first);
+        let start = before - chunk;
+        let mut records = bus.log.read(start, chunk as usize).await?;
+        scanned += chunk;
+        records.reverse();
+        for r in records {
+            before = r.offset;
+            if from_ms.is_some_and(|from| r.received_at_ms < from) {
+                // received_at only grows along the log: nothing older can match.
+                exhausted = true;
+                break;
+            }
+            if to_ms.is_none_or(|to| r.received_at_ms < to) {
+                page.push(r);
+                if page.len() == limit {
+                    break;
+                }
+            }
+        }
+        if before <= first {
+            exhausted = true;
+        }
+    }
+    let events = page.iter().map(to_record).collect::<ApiResult<Vec<_>>>()?;
+    let next_cursor = (!exhausted && before > first).then(|| before.to_string());
+    json_response(&EventPage {
+        events,
+        next_cursor,
+    })
+}
+
+fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{name} {value:?} is not an RFC 3339 timestamp"),
+            )
+        })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// Which source's event, when several sources used the same id.
+    source: Option<String>,
+}
+
+/// One event by id.
+#[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}", tag = "events",
+    params(("bus" = String, Path), ("id" = String, Path), GetParams),
+    responses((status = 200, body = EventRecord), (status = 404), (status = 409, description = "several sources used this id; pass ?source=")))]
+async fn get_event(
+    State(state): State<Arc<AppState>>,
+    Path((bus, id)): Path<(String, String)>,
+    ApiQuery(params): ApiQuery<GetParams>,
+) -> ApiResult<Response> {
+    let bus = find_bus(&state, &bus)?;
+    let found = bus.log.find(&id, params.source.as_deref()).await?;
+    let Some(newest) = found.first() else {
+        return Err(ApiError::not_found("event", &id));
+    };
+    let mut sources: Vec<&str> = found.iter().map(|r| r.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() > 1 {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "ambiguous_id",
+            format!(
+                "{} sources published an event with id {id:?}; pass ?source= to pick one",
+                sources.len()
+            ),
+        )
+        .with_details(json!({ "sources": sources })));
+    }
+    json_response(&to_record(newest)?)
+}

@@ -1,0 +1,88 @@
+//! Extractors whose rejections use the API's JSON error format.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use switchyard_core::ErrorKind;
+
+use crate::error::ApiError;
+
+/// Request bodies of the management API are small; this bounds what one may hold.
+const MAX_JSON_BODY: usize = 1 << 20;
+
+/// Reads a body up to `limit` bytes; larger is a 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                ErrorKind::TooLarge,
+                "too_large",
+                format!("the request body is over the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// A JSON body. Empty bodies decode as `{}` so that `PUT` with defaults needs no body.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            // curl -d sends form-urlencoded by default; its bodies are JSON all the same.
+            if !(ct.starts_with("application/json")
+                || ct.contains("+json")
+                || ct.starts_with("application/x-www-form-urlencoded"))
+            {
+                return Err(ApiError::new(
+                    ErrorKind::UnsupportedMediaType,
+                    "unsupported_media_type",
+                    format!("expected Content-Type application/json, got {ct:?}"),
+                ));
+            }
+        }
+        let bytes = read_body(req.into_body(), MAX_JSON_BODY).await?;
+        let text: &[u8] = if bytes.trim_ascii().is_empty() {
+            b"{}"
+        } else {
+            &bytes
+        };
+        parse_json(text).map(ApiJson)
+    }
+}
+
+/// Decodes JSON: bad syntax is a 400, valid JSON of the wrong shape a 422.
+pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::new(ErrorKind::Unprocessable, "invalid_field", e.to_string())
+        }
+        serde_json::error::Category::Io
+        | serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// Query parameters.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: each starts the real `switchyard` binary and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod buses;
+mod durability;
+mod ops;
+mod publish;
