@@ -1,0 +1,76 @@
+//! The crate's error types: one per input the crate accepts from outside.
+
+use thiserror::Error;
+
+/// A pattern that EventBridge would refuse, with the place in the pattern that is wrong.
+///
+/// `path` is written like `detail.total[0].numeric` (empty for the pattern as a whole);
+/// `Display` gives `path: message`, e.g. `data.total[0].numeric: expected an operator, got 10`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}", render(path, message))]
+pub struct PatternError {
+    /// Where in the pattern the problem is.
+    pub path: String,
+    /// What is wrong, as a lowercase sentence without a trailing period.
+    pub message: String,
+}
+
+fn render(path: &str, message: &str) -> String {
+    if path.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{path}: {message}")
+    }
+}
+
+impl PatternError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        PatternError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An event that cannot be matched because it is not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventError {
+    /// The bytes are not valid JSON (checked where the matcher reads them; see `Matcher::matches_json`).
+    #[error("invalid JSON at byte {offset}: {reason}")]
+    InvalidJson {
+        /// Byte offset where reading stopped.
+        offset: usize,
+        /// What was expected there.
+        reason: &'static str,
+    },
+    /// The event is valid JSON but not an object.
+    #[error("an event must be a JSON object")]
+    NotAnObject,
+}
+
+/// A transform configuration that cannot be used, or a transform that failed on an event.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TransformError {
+    /// The configuration is invalid; `field` names the offending key.
+    #[error("{field}: {message}")]
+    InvalidConfig {
+        /// The configuration key that is wrong, e.g. `vars.who`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `function` transform was applied without a runner able to execute it.
+    #[error("no function runner is available for function {0:?}")]
+    NoFunctionRunner(String),
+    /// The function runner failed.
+    #[error("function {name:?} failed: {message}")]
+    Function {
+        /// The function that failed.
+        name: String,
+        /// The runner's error.
+        message: String,
+    },
+    /// Rendering the template failed at run time.
+    #[error("template rendering failed: {0}")]
+    Render(String),
+}
