@@ -2,9 +2,12 @@
 //!
 //! The byte flattener reads the JSON once, front to back, guided by the path trie: it only
 //! decodes keys on the way to some rule's path and only records scalars at such paths;
-//! every other subtree is skipped by scanning for its closing bracket. Skipped bytes are
-//! checked for balanced brackets and closed strings, not for full JSON grammar: callers that
-//! need strict validation parse the event anyway before they match it.
+//! every other subtree is skipped by scanning for its closing bracket, and once every key
+//! the rules want from the objects on the way down (outside arrays) has been read, reading
+//! stops altogether. Skipped bytes are checked for balanced brackets and closed strings, not
+//! for full JSON grammar, and bytes after the last wanted field are not read at all: callers
+//! that need strict validation parse the event anyway before they match it. (So a key
+//! repeated in one object counts only in its first occurrence.)
 //!
 //! Array positions are recorded so that two fields taken from different elements of one
 //! array are never combined by one rule, but only for arrays at paths that have fields
@@ -142,7 +145,9 @@ impl Fields {
             }
             return Err(EventError::NotAnObject);
         }
-        reader.object(self, paths, ROOT, 0)?;
+        if reader.object(self, paths, ROOT, 0, true)? {
+            return Ok(());
+        }
         reader.ws();
         if reader.i != input.len() {
             return Err(reader.err("trailing characters after the event"));
@@ -265,21 +270,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads an object at `node`. With `may_stop`, returns `Ok(true)` as soon as every key
+    /// the trie wants here has been read: the caller knows nothing after this point can
+    /// matter (an object outside any array holds each key once) and stops reading.
     fn object(
         &mut self,
         out: &mut Fields,
         paths: &Paths,
         node: u32,
         depth: usize,
-    ) -> Result<(), EventError> {
+        may_stop: bool,
+    ) -> Result<bool, EventError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
+        let wanted = paths.node(node).child_count();
+        let mut seen = 0;
         self.i += 1; // '{'
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return Ok(());
+            return Ok(false);
         }
         loop {
             self.expect(b'"', "expected a key")?;
@@ -287,7 +298,13 @@ impl<'a> Reader<'a> {
             self.expect(b':', "expected ':' after a key")?;
             self.ws();
             match child {
-                Some(c) => self.value(out, paths, c, depth + 1)?,
+                Some(c) => {
+                    seen += 1;
+                    let last = may_stop && seen == wanted;
+                    if self.value(out, paths, c, depth + 1, last)? || last {
+                        return Ok(true);
+                    }
+                }
                 None => self.skip_value()?,
             }
             self.ws();
@@ -295,7 +312,7 @@ impl<'a> Reader<'a> {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
-                    return Ok(());
+                    return Ok(false);
                 }
                 _ => return Err(self.err("expected ',' or '}' in an object")),
             }
@@ -328,21 +345,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads a value at `node`; `Ok(true)` means reading may stop (see `object`).
     fn value(
         &mut self,
         out: &mut Fields,
         paths: &Paths,
         node: u32,
         depth: usize,
-    ) -> Result<(), EventError> {
+        may_stop: bool,
+    ) -> Result<bool, EventError> {
         let n = paths.node(node);
-        match self.peek() {
+        let done = match self.peek() {
             Some(b'{') => {
-                if n.has_children() {
-                    self.object(out, paths, node, depth)
+                return if n.has_children() {
+                    self.object(out, paths, node, depth, may_stop)
                 } else {
-                    self.skip_value()
-                }
+                    self.skip_value().map(|()| false)
+                };
             }
             Some(b'[') => self.array(out, paths, node, depth),
             Some(b'"') => {
@@ -364,7 +383,8 @@ impl<'a> Reader<'a> {
                 None => self.skip_number(),
             },
             _ => Err(self.err("expected a value")),
-        }
+        };
+        done.map(|()| false)
     }
 
     fn array(
@@ -392,7 +412,7 @@ impl<'a> Reader<'a> {
             if has_children {
                 out.stack.push((array, index));
             }
-            self.value(out, paths, node, depth + 1)?;
+            self.value(out, paths, node, depth + 1, false)?;
             if has_children {
                 out.stack.pop();
             }

@@ -325,3 +325,22 @@ mod tests {
         check::<Matcher>();
     }
 }
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    /// Pattern numbers (read by serde_json) and event numbers (read by the byte flattener)
+    /// must round identically, or `=` and exact numbers silently never match.
+    #[test]
+    fn long_decimals_compare_exactly() {
+        let mut m = Matcher::new();
+        m.add_rule("r", r#"{"x": [{"numeric": ["=", -122.42916360922355]}]}"#)
+            .unwrap();
+        m.add_rule("t", r#"{"x": [{"numeric": ["<", -122.41600944012424]}]}"#)
+            .unwrap();
+        m.add_rule("e", r#"{"x": [-122.42916360922355]}"#).unwrap();
+        let mut h = m.matches_json(br#"{"x": -122.42916360922355}"#).unwrap();
+        h.sort();
+        assert_eq!(h, vec!["e", "r", "t"]);
+    }
+}

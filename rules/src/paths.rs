@@ -31,6 +31,11 @@ impl PathNode {
     }
 
     #[inline]
+    pub(crate) fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
+    #[inline]
     fn child(&self, segment: &[u8]) -> Option<u32> {
         if let Some(index) = &self.index {
             return index.get(segment).copied();
