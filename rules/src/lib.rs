@@ -52,6 +52,7 @@ mod paths;
 mod pattern;
 #[cfg(test)]
 mod reference;
+mod transform;
 
 pub use error::{EventError, PatternError, TransformError};
 pub use matcher::{Matcher, pattern_matches, validate_pattern};
@@ -59,3 +60,4 @@ pub use pattern::{
     AnythingBut, Bound, Condition, Conjunction, IpRange, Literal, MAX_OR_COMBINATIONS,
     MAX_WILDCARD_COMPLEXITY, NumericRange, Pattern, ValueMatcher, Wildcard, WildcardToken,
 };
+pub use transform::{FunctionRunner, Transform};
