@@ -60,7 +60,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Baseline { listen } => rt.block_on(baseline(listen)),
         Command::Publish {
@@ -146,9 +148,16 @@ impl Target {
             ("application/cloudevents+json", self.event())
         } else {
             let all: Vec<String> = (0..events).map(|_| self.event()).collect();
-            ("application/cloudevents-batch+json", format!("[{}]", all.join(",")))
+            (
+                "application/cloudevents-batch+json",
+                format!("[{}]", all.join(",")),
+            )
         };
-        let mut req = self.client.post(&self.url).header("content-type", ct).body(body);
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", ct)
+            .body(body);
         if !self.key.is_empty() {
             req = req.bearer_auth(&self.key);
         }
@@ -160,7 +169,12 @@ impl Target {
 }
 
 /// `connections` loops, each sending as fast as acks come back; events/s.
-async fn closed_loop(target: &Arc<Target>, connections: usize, per_request: usize, dur: Duration) -> anyhow::Result<f64> {
+async fn closed_loop(
+    target: &Arc<Target>,
+    connections: usize,
+    per_request: usize,
+    dur: Duration,
+) -> anyhow::Result<f64> {
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..connections)
@@ -182,7 +196,11 @@ async fn closed_loop(target: &Arc<Target>, connections: usize, per_request: usiz
 }
 
 /// Publishes at a fixed rate regardless of how fast answers come; latency percentiles in ms.
-async fn open_loop(target: &Arc<Target>, rate: u64, dur: Duration) -> anyhow::Result<(f64, f64, f64, u64)> {
+async fn open_loop(
+    target: &Arc<Target>,
+    rate: u64,
+    dur: Duration,
+) -> anyhow::Result<(f64, f64, f64, u64)> {
     let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();

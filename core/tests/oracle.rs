@@ -22,7 +22,8 @@ fn valid_event() -> impl Strategy<Value = Value> {
         "[a-z.]{1,16}",
         proptest::option::of("[a-z]{1,8}"),
         proptest::option::of(
-            (2000i32..2100, 1u32..13, 1u32..29, 0u32..24).prop_map(|(y, mo, d, h)| format!("{y}-{mo:02}-{d:02}T{h:02}:30:00Z")),
+            (2000i32..2100, 1u32..13, 1u32..29, 0u32..24)
+                .prop_map(|(y, mo, d, h)| format!("{y}-{mo:02}-{d:02}T{h:02}:30:00Z")),
         ),
         proptest::collection::btree_map("[a-z0-9]{1,20}", attr_value(), 0..4),
         proptest::option::of(prop_oneof![
