@@ -57,9 +57,13 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The multiply only carries low bits upwards, and hash tables index by the low bits:
+    /// fold the high bits down so keys differing only late (`c-123456`, `c-123457`) spread.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        let h = self.hash ^ (self.hash >> 33);
+        let h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
     }
 }
 
