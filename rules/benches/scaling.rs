@@ -6,7 +6,8 @@
 //!   selective field the way real subscriptions are (a customer, a device, a site);
 //! - `exact`: exact-only rules, which the `quamina` crate also runs, side by side.
 //!
-//! `cargo bench -p switchyard-rules --bench scaling` (`SCALING_EVENTS` sets the event count).
+//! `cargo bench -p switchyard-rules --bench scaling` (`SCALING_EVENTS` sets the event count,
+//! `SCALING_RULES=100,1000` the rule counts).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -266,7 +267,13 @@ fn main() {
         events.len(),
         bytes / events.len()
     );
-    let min = Duration::from_millis(400);
+    // SCALING_MIN_MS=0 makes every timed pass exactly one sweep (for instruction counting).
+    let min = Duration::from_millis(
+        std::env::var("SCALING_MIN_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400),
+    );
 
     println!(
         "| rules | mix | compile (s) | switchyard-rules (events/s) | matches/event | quamina 0.7 (events/s) | quamina compile (s) | ratio |"

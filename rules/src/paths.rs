@@ -15,7 +15,9 @@ const INDEX_FROM: usize = 12;
 
 #[derive(Debug, Default)]
 pub(crate) struct PathNode {
-    children: Vec<(Box<[u8]>, u32)>,
+    /// `(fingerprint, segment, node)`: the fingerprint settles most comparisons with one
+    /// integer compare, which matters because every key of an event is looked up here.
+    children: Vec<(u64, Box<[u8]>, u32)>,
     index: Option<FxMap<Box<[u8]>, u32>>,
     /// Set when some rule uses exactly this path.
     pub(crate) leaf: Option<PathId>,
@@ -40,11 +42,22 @@ impl PathNode {
         if let Some(index) = &self.index {
             return index.get(segment).copied();
         }
+        let fp = fingerprint(segment);
         self.children
             .iter()
-            .find(|(key, _)| &**key == segment)
-            .map(|(_, id)| *id)
+            .find(|(f, key, _)| *f == fp && **key == *segment)
+            .map(|(_, _, id)| *id)
     }
+}
+
+/// Length and first seven bytes of a segment, packed.
+#[inline]
+fn fingerprint(segment: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = segment.len().min(7);
+    word[..n].copy_from_slice(&segment[..n]);
+    word[7] = segment.len().min(255) as u8;
+    u64::from_le_bytes(word)
 }
 
 #[derive(Debug)]
@@ -86,10 +99,17 @@ impl Paths {
     /// The node reached from `node` by an event key (which may itself contain dots).
     #[inline]
     pub(crate) fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
-        let mut current = node;
-        if memchr::memchr(b'.', key).is_none() {
-            return self.node(current).child(key);
+        self.child_hinted(node, key, key.contains(&b'.'))
+    }
+
+    /// [`Paths::child`] when the caller already knows whether `key` has a dot.
+    #[inline]
+    pub(crate) fn child_hinted(&self, node: u32, key: &[u8], dotted: bool) -> Option<u32> {
+        // Segments never contain dots, so a dotted key can only match split up.
+        if !dotted {
+            return self.node(node).child(key);
         }
+        let mut current = node;
         for segment in key.split(|b| *b == b'.') {
             current = self.node(current).child(segment)?;
         }
@@ -186,19 +206,24 @@ impl Paths {
             }
         };
         let p = &mut self.nodes[parent as usize];
-        p.children.push((segment.into(), id));
+        p.children.push((fingerprint(segment), segment.into(), id));
         if let Some(index) = &mut p.index {
             index.insert(segment.into(), id);
         } else if p.children.len() > INDEX_FROM {
-            p.index = Some(p.children.iter().cloned().collect());
+            p.index = Some(
+                p.children
+                    .iter()
+                    .map(|(_, key, id)| (key.clone(), *id))
+                    .collect(),
+            );
         }
         id
     }
 
     fn remove_child(&mut self, parent: u32, child: u32) {
         let p = &mut self.nodes[parent as usize];
-        if let Some(pos) = p.children.iter().position(|(_, id)| *id == child) {
-            let (key, _) = p.children.swap_remove(pos);
+        if let Some(pos) = p.children.iter().position(|(_, _, id)| *id == child) {
+            let (_, key, _) = p.children.swap_remove(pos);
             if let Some(index) = &mut p.index {
                 index.remove(&key);
             }

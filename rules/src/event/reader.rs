@@ -1,246 +1,20 @@
-//! Events → the flat list of `(path, scalar)` fields that rules can see.
-//!
-//! The byte flattener reads the JSON once, front to back, guided by the path trie: it only
-//! decodes keys on the way to some rule's path and only records scalars at such paths;
-//! every other subtree is skipped by scanning for its closing bracket, and once every key
-//! the rules want from the objects on the way down (outside arrays) has been read, reading
-//! stops altogether. Skipped bytes are checked for balanced brackets and closed strings, not
-//! for full JSON grammar, and bytes after the last wanted field are not read at all: callers
-//! that need strict validation parse the event anyway before they match it. (So a key
-//! repeated in one object counts only in its first occurrence.)
-//!
-//! Array positions are recorded so that two fields taken from different elements of one
-//! array are never combined by one rule, but only for arrays at paths that have fields
-//! below them: a plain list of scalars at a rule's path cannot conflict with anything (one
-//! conjunction has one condition per path), and leaving its positions out lets the matcher
-//! merge the walks its elements start.
+//! The byte-level JSON reader behind `Fields::read_json`.
 
+use super::scan;
+use super::{Fields, Scalar};
 use crate::error::EventError;
-use crate::paths::{PathId, Paths, ROOT};
+use crate::paths::{PathId, Paths};
 
-/// Deepest nesting read before the event is refused (the flattener recurses per level).
+/// Deepest nesting read before the event is refused (the reader recurses per level).
 const MAX_DEPTH: usize = 256;
 
-/// A scalar from the event. Strings live in `Fields::bytes`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Scalar {
-    Str { start: u32, len: u32 },
-    Num(f64),
-    True,
-    False,
-    Null,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Field {
-    pub(crate) value: Scalar,
-    /// `(array instance, element index)` pairs in `Fields::trails`.
-    pub(crate) trail_start: u32,
-    pub(crate) trail_len: u32,
-    /// Next field with the same path (`u32::MAX` ends the list).
-    pub(crate) next: u32,
-}
-
-const NONE: u32 = u32::MAX;
-
-/// The fields of one event, grouped by path. Reused from event to event without freeing.
-#[derive(Debug, Default)]
-pub(crate) struct Fields {
-    pub(crate) fields: Vec<Field>,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) trails: Vec<(u32, u32)>,
-    head: Vec<u32>,
-    head_stamp: Vec<u32>,
-    stamp: u32,
-    stack: Vec<(u32, u32)>,
-    key: Vec<u8>,
-    next_array: u32,
-}
-
-impl Fields {
-    fn reset(&mut self, path_bound: usize) {
-        self.fields.clear();
-        self.bytes.clear();
-        self.trails.clear();
-        self.stack.clear();
-        self.next_array = 0;
-        if self.head.len() < path_bound {
-            self.head.resize(path_bound, NONE);
-            self.head_stamp.resize(path_bound, 0);
-        }
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.head_stamp.iter_mut().for_each(|s| *s = 0);
-            self.stamp = 1;
-        }
-    }
-
-    /// First field at `path`, or `u32::MAX`.
-    #[inline]
-    pub(crate) fn first(&self, path: PathId) -> u32 {
-        let p = path as usize;
-        match self.head_stamp.get(p) {
-            Some(&s) if s == self.stamp => self.head[p],
-            _ => NONE,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn has(&self, path: PathId) -> bool {
-        self.first(path) != NONE
-    }
-
-    #[inline]
-    pub(crate) fn str_bytes(&self, start: u32, len: u32) -> &[u8] {
-        &self.bytes[start as usize..(start + len) as usize]
-    }
-
-    #[inline]
-    pub(crate) fn trail(&self, field: &Field) -> &[(u32, u32)] {
-        &self.trails[field.trail_start as usize..(field.trail_start + field.trail_len) as usize]
-    }
-
-    fn push(&mut self, path: PathId, value: Scalar) {
-        let trail_start = self.trails.len() as u32;
-        self.trails.extend_from_slice(&self.stack);
-        let p = path as usize;
-        let next = if self.head_stamp[p] == self.stamp {
-            self.head[p]
-        } else {
-            NONE
-        };
-        self.head_stamp[p] = self.stamp;
-        self.head[p] = self.fields.len() as u32;
-        self.fields.push(Field {
-            value,
-            trail_start,
-            trail_len: self.stack.len() as u32,
-            next,
-        });
-    }
-
-    fn push_str(&mut self, path: PathId, s: &[u8]) {
-        let start = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(s);
-        self.push(
-            path,
-            Scalar::Str {
-                start,
-                len: s.len() as u32,
-            },
-        );
-    }
-
-    /// Flattens a JSON object given as bytes.
-    pub(crate) fn read_json(&mut self, paths: &Paths, input: &[u8]) -> Result<(), EventError> {
-        self.reset(paths.id_bound());
-        let mut reader = Reader { b: input, i: 0 };
-        reader.ws();
-        if reader.peek() != Some(b'{') {
-            // Tell "not JSON" from "JSON but not an object".
-            reader.skip_value()?;
-            reader.ws();
-            if reader.i != input.len() {
-                return Err(reader.err("trailing characters after the event"));
-            }
-            return Err(EventError::NotAnObject);
-        }
-        if reader.object(self, paths, ROOT, 0, true)? {
-            return Ok(());
-        }
-        reader.ws();
-        if reader.i != input.len() {
-            return Err(reader.err("trailing characters after the event"));
-        }
-        Ok(())
-    }
-
-    /// Flattens an already parsed event.
-    pub(crate) fn read_value(
-        &mut self,
-        paths: &Paths,
-        event: &serde_json::Value,
-    ) -> Result<(), EventError> {
-        self.reset(paths.id_bound());
-        let serde_json::Value::Object(map) = event else {
-            return Err(EventError::NotAnObject);
-        };
-        self.value_object(paths, ROOT, map);
-        Ok(())
-    }
-
-    fn value_object(
-        &mut self,
-        paths: &Paths,
-        node: u32,
-        map: &serde_json::Map<String, serde_json::Value>,
-    ) {
-        for (key, value) in map {
-            if let Some(child) = paths.child(node, key.as_bytes()) {
-                self.value_at(paths, child, value);
-            }
-        }
-    }
-
-    fn value_at(&mut self, paths: &Paths, node: u32, value: &serde_json::Value) {
-        use serde_json::Value;
-        let n = paths.node(node);
-        match value {
-            Value::Object(map) => {
-                if n.has_children() {
-                    self.value_object(paths, node, map);
-                }
-            }
-            Value::Array(items) => {
-                let array = self.next_array;
-                self.next_array += 1;
-                // Positions only matter when fields below this path exist (see module doc).
-                let record = n.has_children();
-                for (i, item) in items.iter().enumerate() {
-                    if record {
-                        self.stack.push((array, i as u32));
-                    }
-                    self.value_at(paths, node, item);
-                    if record {
-                        self.stack.pop();
-                    }
-                }
-            }
-            scalar => {
-                if let Some(path) = n.leaf {
-                    match scalar {
-                        Value::String(s) => self.push_str(path, s.as_bytes()),
-                        Value::Number(num) => {
-                            self.push(path, Scalar::Num(num.as_f64().unwrap_or(f64::NAN)))
-                        }
-                        Value::Bool(true) => self.push(path, Scalar::True),
-                        Value::Bool(false) => self.push(path, Scalar::False),
-                        _ => self.push(path, Scalar::Null),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Bytes that matter while skipping a container.
-static STRUCTURAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'[' as usize] = true;
-    t[b']' as usize] = true;
-    t[b'{' as usize] = true;
-    t[b'}' as usize] = true;
-    t
-};
-
-struct Reader<'a> {
-    b: &'a [u8],
-    i: usize,
+pub(super) struct Reader<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) i: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self, reason: &'static str) -> EventError {
+    pub(super) fn err(&self, reason: &'static str) -> EventError {
         EventError::InvalidJson {
             offset: self.i,
             reason,
@@ -248,12 +22,12 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
     #[inline]
-    fn ws(&mut self) {
+    pub(super) fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.i += 1;
         }
@@ -273,7 +47,7 @@ impl<'a> Reader<'a> {
     /// Reads an object at `node`. With `may_stop`, returns `Ok(true)` as soon as every key
     /// the trie wants here has been read: the caller knows nothing after this point can
     /// matter (an object outside any array holds each key once) and stops reading.
-    fn object(
+    pub(super) fn object(
         &mut self,
         out: &mut Fields,
         paths: &Paths,
@@ -327,11 +101,10 @@ impl<'a> Reader<'a> {
         node: u32,
     ) -> Result<Option<u32>, EventError> {
         let start = self.i;
-        let rest = &self.b[start..];
-        match memchr::memchr2(b'"', b'\\', rest) {
-            Some(n) if rest[n] == b'"' => {
-                self.i = start + n + 1;
-                Ok(paths.child(node, &rest[..n]))
+        match scan::key_end(self.b, start) {
+            Some((end, dotted)) if self.b[end] == b'"' => {
+                self.i = end + 1;
+                Ok(paths.child_hinted(node, &self.b[start..end], dotted))
             }
             Some(_) => {
                 let mut key = std::mem::take(&mut out.key);
@@ -459,7 +232,7 @@ impl<'a> Reader<'a> {
     fn string_field(&mut self, out: &mut Fields, path: PathId) -> Result<(), EventError> {
         let start = self.i;
         let rest = &self.b[start..];
-        match memchr::memchr2(b'"', b'\\', rest) {
+        match scan::quote_or_backslash(rest, 0) {
             Some(n) if rest[n] == b'"' => {
                 let raw = &rest[..n];
                 check_string(raw).map_err(|reason| EventError::InvalidJson {
@@ -489,7 +262,7 @@ impl<'a> Reader<'a> {
         let start = self.i;
         loop {
             let rest = &self.b[self.i..];
-            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+            let Some(n) = scan::quote_or_backslash(rest, 0) else {
                 return Err(self.err("unterminated string"));
             };
             buf.extend_from_slice(&rest[..n]);
@@ -625,13 +398,12 @@ impl<'a> Reader<'a> {
     #[inline]
     fn skip_string(&mut self) -> Result<(), EventError> {
         loop {
-            let rest = &self.b[self.i..];
-            match memchr::memchr2(b'"', b'\\', rest) {
-                Some(n) if rest[n] == b'"' => {
-                    self.i += n + 1;
+            match scan::quote_or_backslash(self.b, self.i) {
+                Some(n) if self.b[n] == b'"' => {
+                    self.i = n + 1;
                     return Ok(());
                 }
-                Some(n) => self.i += n + 2,
+                Some(n) => self.i = n + 2,
                 None => return Err(self.err("unterminated string")),
             }
             if self.i > self.b.len() {
@@ -640,7 +412,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn skip_value(&mut self) -> Result<(), EventError> {
+    pub(super) fn skip_value(&mut self) -> Result<(), EventError> {
         match self.peek() {
             Some(b'"') => {
                 self.i += 1;
@@ -661,14 +433,12 @@ impl<'a> Reader<'a> {
         let b = self.b;
         let mut i = self.i;
         loop {
-            while i < b.len() && !STRUCTURAL[b[i] as usize] {
-                i += 1;
-            }
-            let Some(&c) = b.get(i) else {
-                self.i = i;
+            let Some(at) = scan::structural(b, i) else {
+                self.i = b.len();
                 return Err(self.err("unterminated object or array"));
             };
-            i += 1;
+            let c = b[at];
+            i = at + 1;
             match c {
                 b'"' => {
                     self.i = i;
@@ -698,95 +468,4 @@ fn check_string(raw: &[u8]) -> Result<(), &'static str> {
         return Err("invalid UTF-8 in string");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(paths: &[&str], json: &str) -> (Paths, Fields, Result<(), EventError>) {
-        let mut p = Paths::default();
-        for path in paths {
-            p.acquire(path);
-        }
-        let mut f = Fields::default();
-        let r = f.read_json(&p, json.as_bytes());
-        (p, f, r)
-    }
-
-    fn values(p: &Paths, f: &Fields, path: &str) -> Vec<String> {
-        let mut node = ROOT;
-        for seg in path.split('.') {
-            node = p.child(node, seg.as_bytes()).unwrap();
-        }
-        let id = p.node(node).leaf.unwrap();
-        let mut out = Vec::new();
-        let mut i = f.first(id);
-        while i != NONE {
-            let field = f.fields[i as usize];
-            out.push(match field.value {
-                Scalar::Str { start, len } => {
-                    String::from_utf8(f.str_bytes(start, len).to_vec()).unwrap()
-                }
-                Scalar::Num(n) => format!("#{n}"),
-                Scalar::True => "true".into(),
-                Scalar::False => "false".into(),
-                Scalar::Null => "null".into(),
-            });
-            i = field.next;
-        }
-        out.reverse();
-        out
-    }
-
-    #[test]
-    fn records_only_used_paths_and_skips_the_rest() {
-        let (p, f, r) = read(
-            &["a.b", "c"],
-            r#"{"x": {"deep": [1, {"y": "}"}]}, "a": {"b": "v\u00e9\"", "z": [1,2]}, "c": [1, 2.5e1, "s", null, true, [false]]}"#,
-        );
-        r.unwrap();
-        assert_eq!(values(&p, &f, "a.b"), vec!["vé\""]);
-        assert_eq!(
-            values(&p, &f, "c"),
-            vec!["#1", "#25", "s", "null", "true", "false"]
-        );
-        assert_eq!(f.fields.len(), 7);
-    }
-
-    #[test]
-    fn dotted_event_keys_and_array_trails() {
-        let (p, f, r) = read(
-            &["d.s.t", "arr.k"],
-            r#"{"d": {"s.t": "r"}, "arr": [{"k": 1}, {"k": 2}, 3]}"#,
-        );
-        r.unwrap();
-        assert_eq!(values(&p, &f, "d.s.t"), vec!["r"]);
-        let mut trails: Vec<Vec<(u32, u32)>> =
-            f.fields.iter().map(|x| f.trail(x).to_vec()).collect();
-        trails.sort();
-        assert_eq!(trails, vec![vec![], vec![(0, 0)], vec![(0, 1)]]);
-    }
-
-    #[test]
-    fn errors() {
-        for bad in [
-            r#"{"a": }"#,
-            r#"{"a": "x}"#,
-            r#"{"a": [1,}"#,
-            r#"{"a": 1} x"#,
-            r#"{"c": 01x}"#,
-            "{",
-        ] {
-            let (_, _, r) = read(&["a", "c"], bad);
-            assert!(
-                matches!(r, Err(EventError::InvalidJson { .. })),
-                "{bad}: {r:?}"
-            );
-        }
-        let (_, _, r) = read(&["a"], "[1]");
-        assert_eq!(r, Err(EventError::NotAnObject));
-        let (_, _, r) = read(&["a"], "\"s\"");
-        assert_eq!(r, Err(EventError::NotAnObject));
-    }
 }
