@@ -7,3 +7,4 @@ mod buses;
 mod durability;
 mod ops;
 mod publish;
+mod rules;

@@ -136,7 +136,13 @@ async fn openapi_lists_every_route() {
             "/v1/buses",
             "/v1/buses/{bus}",
             "/v1/buses/{bus}/events",
-            "/v1/buses/{bus}/events/{id}"
+            "/v1/buses/{bus}/events/{id}",
+            "/v1/buses/{bus}/rules",
+            "/v1/buses/{bus}/rules/{rule}",
+            "/v1/buses/{bus}/rules/{rule}/disable",
+            "/v1/buses/{bus}/rules/{rule}/enable",
+            "/v1/patterns/test",
+            "/v1/transforms/test",
         ]
     );
     assert!(doc["paths"]["/v1/buses/{bus}"]["put"].is_object());

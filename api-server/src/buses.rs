@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use switchyard_event_store::{LogError, LogOptions, LogStore, SegmentedLog, SegmentedOptions};
 
 use crate::meta::{BusSettings, MetaStore, SchemaValidation};
+use crate::ruleset::RuleSet;
 
 pub const DEFAULT_BUS: &str = "default";
 pub const DEFAULT_RETENTION_HOURS: u32 = 168;
@@ -15,6 +16,18 @@ pub const DEFAULT_RETENTION_HOURS: u32 = 168;
 pub struct Bus {
     pub settings: BusSettings,
     pub log: Arc<dyn LogStore>,
+    /// Shared by every generation of this bus's settings.
+    pub rules: Arc<RwLock<RuleSet>>,
+}
+
+impl Bus {
+    pub fn rules(&self) -> std::sync::RwLockReadGuard<'_, RuleSet> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn rules_mut(&self) -> std::sync::RwLockWriteGuard<'_, RuleSet> {
+        self.rules.write().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub struct Buses {
@@ -50,6 +63,16 @@ impl Buses {
         for s in settings {
             buses.install(s)?;
         }
+        for rule in meta.list_rules().await? {
+            let Some(bus) = buses.get(&rule.bus) else {
+                tracing::warn!(bus = %rule.bus, rule = %rule.name, "rule of an unknown bus ignored");
+                continue;
+            };
+            let name = rule.name.clone();
+            if let Err(e) = bus.rules_mut().put(rule) {
+                tracing::error!(bus = %bus.settings.name, rule = %name, error = %e, "stored rule no longer compiles; it is inactive");
+            }
+        }
         Ok(buses)
     }
 
@@ -63,14 +86,21 @@ impl Buses {
 
     /// Opens (or re-configures) a bus whose settings were just stored.
     pub fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
-        let log = match self.get(&settings.name) {
-            Some(existing) => existing.log.clone(),
-            None => Arc::new(SegmentedLog::open(
-                &self.root.join(&settings.name),
-                self.options,
-            )?),
+        let (log, rules) = match self.get(&settings.name) {
+            Some(existing) => (existing.log.clone(), existing.rules.clone()),
+            None => {
+                let log: Arc<dyn LogStore> = Arc::new(SegmentedLog::open(
+                    &self.root.join(&settings.name),
+                    self.options,
+                )?);
+                (log, Arc::default())
+            }
         };
-        let bus = Arc::new(Bus { settings, log });
+        let bus = Arc::new(Bus {
+            settings,
+            log,
+            rules,
+        });
         self.write().insert(bus.settings.name.clone(), bus.clone());
         Ok(bus)
     }

@@ -8,6 +8,7 @@ mod error;
 mod meta;
 mod metrics;
 mod routes;
+mod ruleset;
 
 use clap::Parser as _;
 

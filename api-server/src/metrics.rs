@@ -11,10 +11,17 @@ pub struct BusLabel {
     pub bus: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub bus: String,
+    pub rule: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_ingested: Family<BusLabel, Counter>,
     pub ingest_latency: Histogram,
+    pub rule_matches: Family<RuleLabels, Counter>,
 }
 
 impl Metrics {
@@ -33,8 +40,15 @@ impl Metrics {
             "Time from receiving a publish request to its durable acknowledgement",
             ingest_latency.clone(),
         );
+        let rule_matches = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "switchyard_rule_matches",
+            "Stored events that matched a rule",
+            rule_matches.clone(),
+        );
         Metrics {
             registry,
+            rule_matches,
             events_ingested,
             ingest_latency,
         }

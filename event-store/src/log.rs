@@ -11,6 +11,8 @@ pub struct NewRecord {
     pub received_at_ms: i64,
     /// The event in CloudEvents JSON format.
     pub payload: Vec<u8>,
+    /// Names of the rules the event matched when it was published.
+    pub matched_rules: Vec<String>,
 }
 
 /// A stored record.
@@ -21,6 +23,7 @@ pub struct Record {
     pub source: String,
     pub id: String,
     pub payload: Vec<u8>,
+    pub matched_rules: Vec<String>,
 }
 
 /// What happened to one appended record.

@@ -76,6 +76,7 @@ impl LogStore for MemoryLog {
                 source: r.source,
                 id: r.id,
                 payload: r.payload,
+                matched_rules: r.matched_rules,
             });
             out.push(Appended::New { offset });
         }

@@ -8,6 +8,7 @@ pub(crate) fn rec(source: &str, id: &str, at: i64) -> NewRecord {
         id: id.to_owned(),
         received_at_ms: at,
         payload: format!("{{\"id\":\"{id}\",\"source\":\"{source}\"}}").into_bytes(),
+        matched_rules: Vec::new(),
     }
 }
 
@@ -38,7 +39,9 @@ async fn appends_in_order(log: impl LogStore) {
         out,
         vec![Appended::New { offset: 0 }, Appended::New { offset: 1 }]
     );
-    let out = log.append(vec![rec("s", "c", 2)]).await.unwrap();
+    let mut c = rec("s", "c", 2);
+    c.matched_rules = vec!["big-orders".to_owned(), "all".to_owned()];
+    let out = log.append(vec![c]).await.unwrap();
     assert_eq!(out, vec![Appended::New { offset: 2 }]);
     assert_eq!(
         log.bounds(),
@@ -54,6 +57,8 @@ async fn appends_in_order(log: impl LogStore) {
     );
     assert_eq!(all[2].payload, rec("s", "c", 2).payload);
     assert_eq!(all[2].received_at_ms, 2);
+    assert_eq!(all[2].matched_rules, ["big-orders", "all"]);
+    assert!(all[1].matched_rules.is_empty());
     assert_eq!(log.append(vec![]).await.unwrap(), vec![]);
 }
 

@@ -23,7 +23,7 @@ use super::buses::find_bus;
 use super::extract::{ApiQuery, read_body};
 use crate::app::{AppState, now_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::BusLabel;
+use crate::metrics::{BusLabel, RuleLabels};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -64,37 +64,38 @@ async fn publish(
     let body = read_body(body, state.config.max_batch_bytes).await?;
     let events = parse_events(&headers, &body, &state.limits)?;
     let received_at_ms = now_ms();
-    let records = events
-        .iter()
-        .map(|e| NewRecord {
-            source: e.source.clone(),
-            id: e.id.clone(),
-            received_at_ms,
-            payload: e.json.clone(),
-        })
-        .collect();
+    let mut published = Vec::with_capacity(events.len());
+    let records: Vec<NewRecord> = {
+        // Rules are read once per request: a rule stored before this request arrived
+        // applies to all of its events, one stored after it to none.
+        let rules = bus.rules();
+        events
+            .into_iter()
+            .map(|e| {
+                published.push((e.id.clone(), e.source.clone()));
+                NewRecord {
+                    matched_rules: rules.matches(&e.json),
+                    source: e.source,
+                    id: e.id,
+                    received_at_ms,
+                    payload: e.json,
+                }
+            })
+            .collect()
+    };
+    let matched: Vec<Vec<String>> = records.iter().map(|r| r.matched_rules.clone()).collect();
     let appended = bus.log.append(records).await?;
-    let new = appended
-        .iter()
-        .filter(|a| matches!(a, Appended::New { .. }))
-        .count();
-    state
-        .metrics
-        .events_ingested
-        .get_or_create(&BusLabel {
-            bus: bus.settings.name.clone(),
-        })
-        .inc_by(new as u64);
+    record_ingest_metrics(&state, &bus.settings.name, &appended, &matched);
     state
         .metrics
         .ingest_latency
         .observe(started.elapsed().as_secs_f64());
-    let events = events
+    let events = published
         .into_iter()
         .zip(appended)
-        .map(|(e, a)| PublishedEvent {
-            id: e.id,
-            source: e.source,
+        .map(|((id, source), a)| PublishedEvent {
+            id,
+            source,
             offset: a.offset(),
             duplicate: matches!(a, Appended::Duplicate { .. }),
         })
@@ -103,6 +104,38 @@ async fn publish(
         accepted: events.len(),
         events,
     }))
+}
+
+/// Counts stored events and rule matches; duplicates count for neither.
+fn record_ingest_metrics(
+    state: &AppState,
+    bus: &str,
+    appended: &[Appended],
+    matched: &[Vec<String>],
+) {
+    let mut new = 0;
+    for (a, rules) in appended.iter().zip(matched) {
+        if matches!(a, Appended::New { .. }) {
+            new += 1;
+            for rule in rules {
+                state
+                    .metrics
+                    .rule_matches
+                    .get_or_create(&RuleLabels {
+                        bus: bus.to_owned(),
+                        rule: rule.clone(),
+                    })
+                    .inc();
+            }
+        }
+    }
+    state
+        .metrics
+        .events_ingested
+        .get_or_create(&BusLabel {
+            bus: bus.to_owned(),
+        })
+        .inc_by(new);
 }
 
 fn parse_events(
@@ -205,7 +238,8 @@ pub struct EventRecord<'a> {
     event: &'a RawValue,
     offset: u64,
     received_at: String,
-    matched_rules: Vec<String>,
+    /// Rules the event matched when it was published.
+    matched_rules: &'a [String],
 }
 
 fn to_record(r: &Record) -> ApiResult<EventRecord<'_>> {
@@ -219,7 +253,7 @@ fn to_record(r: &Record) -> ApiResult<EventRecord<'_>> {
         event,
         offset: r.offset,
         received_at: format_ms(r.received_at_ms),
-        matched_rules: Vec::new(),
+        matched_rules: &r.matched_rules,
     })
 }
 

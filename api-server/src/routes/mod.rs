@@ -4,6 +4,8 @@ pub mod buses;
 pub mod events;
 pub mod extract;
 mod health;
+pub mod rules;
+mod testing;
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"))
+    tags((name = "buses"), (name = "events"), (name = "rules"))
 )]
 struct ApiDoc;
 
@@ -30,6 +32,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (v1, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(buses::router())
         .merge(events::router())
+        .merge(rules::router())
+        .merge(testing::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! frame = len:u32le crc32c(body):u32le body[len]
-//! body  = offset:u64le received_at_ms:i64le source_len:u32le id_len:u32le source id payload
+//! body  = offset:u64le received_at_ms:i64le source_len:u32le id_len:u32le rules_len:u32le
+//!         source id rules payload
+//! rules = the names of the rules the event matched, joined by '\n' (names never hold one)
 //! ```
 //! The offset inside the body lets recovery prove a frame belongs where it was found; the
 //! source and id outside the payload let the id index be rebuilt without parsing JSON.
@@ -10,12 +12,18 @@
 use crate::log::{NewRecord, Record};
 
 pub(super) const HEADER_LEN: usize = 8;
-const FIXED_BODY_LEN: usize = 24;
+const FIXED_BODY_LEN: usize = 28;
 /// Larger frames are taken as corruption, not allocated.
 pub(super) const MAX_BODY_LEN: usize = 64 << 20;
 
 pub(super) fn encode(out: &mut Vec<u8>, offset: u64, r: &NewRecord) {
-    let body_len = FIXED_BODY_LEN + r.source.len() + r.id.len() + r.payload.len();
+    let rules_len = r
+        .matched_rules
+        .iter()
+        .map(|n| n.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    let body_len = FIXED_BODY_LEN + r.source.len() + r.id.len() + rules_len + r.payload.len();
     let start = out.len();
     out.reserve(HEADER_LEN + body_len);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
@@ -24,8 +32,15 @@ pub(super) fn encode(out: &mut Vec<u8>, offset: u64, r: &NewRecord) {
     out.extend_from_slice(&r.received_at_ms.to_le_bytes());
     out.extend_from_slice(&(r.source.len() as u32).to_le_bytes());
     out.extend_from_slice(&(r.id.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(rules_len as u32).to_le_bytes());
     out.extend_from_slice(r.source.as_bytes());
     out.extend_from_slice(r.id.as_bytes());
+    for (i, name) in r.matched_rules.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
     out.extend_from_slice(&r.payload);
     let crc = crc32c::crc32c(&out[start + HEADER_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -51,6 +66,11 @@ pub(super) fn decode(buf: &[u8]) -> Result<Record, String> {
         source: fields.source.to_owned(),
         id: fields.id.to_owned(),
         payload: fields.payload.to_vec(),
+        matched_rules: if fields.rules.is_empty() {
+            Vec::new()
+        } else {
+            fields.rules.split('\n').map(str::to_owned).collect()
+        },
     })
 }
 
@@ -60,6 +80,7 @@ pub(super) struct Fields<'a> {
     pub received_at_ms: i64,
     pub source: &'a str,
     pub id: &'a str,
+    pub rules: &'a str,
     pub payload: &'a [u8],
 }
 
@@ -82,23 +103,26 @@ pub(super) fn decode_fields(buf: &[u8]) -> Result<Fields<'_>, String> {
     let received_at_ms = i64::from_le_bytes(le8(body, 8)?);
     let source_len = u32::from_le_bytes(le4(body, 16)?) as usize;
     let id_len = u32::from_le_bytes(le4(body, 20)?) as usize;
+    let rules_len = u32::from_le_bytes(le4(body, 24)?) as usize;
     let rest = &body[FIXED_BODY_LEN..];
-    if source_len + id_len > rest.len() {
-        return Err("source and id lengths exceed the frame".to_owned());
+    if source_len + id_len + rules_len > rest.len() {
+        return Err("source, id and rule lengths exceed the frame".to_owned());
     }
     let (source, rest) = rest.split_at(source_len);
-    let (id, payload) = rest.split_at(id_len);
+    let (id, rest) = rest.split_at(id_len);
+    let (rules, payload) = rest.split_at(rules_len);
     Ok(Fields {
         offset,
         received_at_ms,
         source: text(source)?,
         id: text(id)?,
+        rules: text(rules)?,
         payload,
     })
 }
 
 fn text(b: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(b).map_err(|_| "source or id is not UTF-8".to_owned())
+    std::str::from_utf8(b).map_err(|_| "source, id or rule names are not UTF-8".to_owned())
 }
 
 fn le4(b: &[u8], at: usize) -> Result<[u8; 4], String> {
@@ -124,6 +148,7 @@ mod tests {
             id: "id-1".into(),
             received_at_ms: -5,
             payload: b"{\"a\":1}".to_vec(),
+            matched_rules: vec!["r1".into(), "r.2".into()],
         };
         let mut buf = Vec::new();
         encode(&mut buf, 77, &r);
@@ -136,7 +161,8 @@ mod tests {
                 received_at_ms: -5,
                 source: r.source,
                 id: r.id,
-                payload: r.payload
+                payload: r.payload,
+                matched_rules: r.matched_rules,
             }
         );
         let last = buf.len() - 1;

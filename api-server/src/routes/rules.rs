@@ -1,0 +1,324 @@
+//! `/v1/buses/{bus}/rules`: rules with EventBridge patterns and their targets.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use switchyard_core::{ErrorKind, Name};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::buses::{find_bus, parse_name};
+use super::extract::ApiJson;
+use crate::app::{AppState, now_ms};
+use crate::buses::Bus;
+use crate::error::{ApiError, ApiResult};
+use crate::meta::StoredRule;
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rules))
+        .routes(routes!(put_rule, get_rule, delete_rule))
+        .routes(routes!(enable_rule))
+        .routes(routes!(disable_rule))
+}
+
+/// The body of `PUT /v1/buses/{bus}/rules/{rule}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleIn {
+    description: Option<String>,
+    /// Default true.
+    enabled: Option<bool>,
+    /// An EventBridge event pattern, matched against the event in CloudEvents JSON form.
+    #[schema(value_type = Object)]
+    pattern: Value,
+    /// Where matched events go; empty: the rule only records its matches.
+    #[serde(default)]
+    targets: Vec<TargetIn>,
+}
+
+/// One target of a rule. Its kind-specific settings sit under the key named by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetIn {
+    id: String,
+    kind: TargetKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    http: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    nats: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    amqp: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    redis: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    mqtt: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bus: Option<String>,
+    /// `complete` (default), `jsonpath`, `constant`, `template` or `function`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    transform: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    retry: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    dead_letter: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ordering: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit_per_second: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Http,
+    Function,
+    Nats,
+    Amqp,
+    Redis,
+    Mqtt,
+    Bus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleOut {
+    bus: String,
+    name: String,
+    description: Option<String>,
+    enabled: bool,
+    #[schema(value_type = Object)]
+    pattern: Value,
+    targets: Vec<TargetIn>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    rules: Vec<RuleOut>,
+}
+
+fn rule_out(r: &StoredRule) -> RuleOut {
+    RuleOut {
+        bus: r.bus.clone(),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        enabled: r.enabled,
+        // Both were validated JSON when stored.
+        pattern: serde_json::from_str(&r.pattern).unwrap_or(Value::Null),
+        targets: serde_json::from_str(&r.targets).unwrap_or_default(),
+        created_at: super::events::format_ms(r.created_at_ms),
+        updated_at: super::events::format_ms(r.updated_at_ms),
+    }
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(ErrorKind::Unprocessable, code, message)
+}
+
+/// Checks a pattern the way EventBridge does; 422 names the offending path.
+pub fn check_pattern(pattern: &Value) -> ApiResult<switchyard_rules::Pattern> {
+    switchyard_rules::Pattern::from_value(pattern).map_err(|e| {
+        unprocessable("invalid_pattern", format!("pattern: {e}"))
+            .with_details(json!({ "path": e.path }))
+    })
+}
+
+/// Checks a transform configuration; 422 names the offending field.
+pub fn check_transform(transform: &Value) -> ApiResult<switchyard_rules::Transform> {
+    switchyard_rules::Transform::parse(transform)
+        .map_err(|e| unprocessable("invalid_transform", format!("transform: {e}")))
+}
+
+fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
+    let mut ids: Vec<&str> = Vec::with_capacity(targets.len());
+    for (i, t) in targets.iter().enumerate() {
+        let at = |msg: String| unprocessable("invalid_target", format!("targets[{i}]: {msg}"));
+        Name::parse(&t.id).map_err(|e| at(format!("id: {e}")))?;
+        if ids.contains(&t.id.as_str()) {
+            return Err(at(format!(
+                "id {:?} is used by another target of this rule",
+                t.id
+            )));
+        }
+        ids.push(&t.id);
+        let has = |present: bool, key: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err(at(format!(
+                    "a {key} target needs its settings under \"{key}\""
+                )))
+            }
+        };
+        match t.kind {
+            TargetKind::Http => {
+                has(t.http.is_some(), "http")?;
+                let url = t
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.get("url"))
+                    .and_then(Value::as_str);
+                if !url.is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(at("http.url must be an http:// or https:// URL".to_owned()));
+                }
+            }
+            TargetKind::Function => has(t.function.is_some(), "function")?,
+            TargetKind::Nats => has(t.nats.is_some(), "nats")?,
+            TargetKind::Amqp => has(t.amqp.is_some(), "amqp")?,
+            TargetKind::Redis => has(t.redis.is_some(), "redis")?,
+            TargetKind::Mqtt => has(t.mqtt.is_some(), "mqtt")?,
+            TargetKind::Bus => {
+                has(t.bus.is_some(), "bus")?;
+                if let Some(bus) = &t.bus {
+                    Name::parse(bus).map_err(|e| at(format!("bus: {e}")))?;
+                }
+            }
+        }
+        if let Some(transform) = &t.transform {
+            check_transform(transform).map_err(|e| at(e.message))?;
+        }
+        if let Some(ordering) = &t.ordering
+            && ordering != "partition"
+        {
+            return Err(at(format!(
+                "ordering must be \"partition\", got {ordering:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
+    bus.rules()
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("rule", name))
+}
+
+#[utoipa::path(get, path = "/v1/buses/{bus}/rules", tag = "rules",
+    params(("bus" = String, Path)),
+    responses((status = 200, body = RuleList), (status = 404)))]
+async fn list_rules(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+) -> ApiResult<Json<RuleList>> {
+    let bus = find_bus(&state, &bus)?;
+    let rules = bus.rules().list().map(rule_out).collect();
+    Ok(Json(RuleList { rules }))
+}
+
+/// Creates or replaces a rule. It applies to events published after this answers.
+#[utoipa::path(put, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules", request_body = RuleIn,
+    params(("bus" = String, Path), ("rule" = String, Path)),
+    responses((status = 201, body = RuleOut), (status = 200, body = RuleOut), (status = 404), (status = 422)))]
+async fn put_rule(
+    State(state): State<Arc<AppState>>,
+    Path((bus, rule)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RuleIn>,
+) -> ApiResult<(StatusCode, Json<RuleOut>)> {
+    let bus = find_bus(&state, &bus)?;
+    let name = parse_name("rule", &rule)?;
+    check_pattern(&body.pattern)?;
+    check_targets(&body.targets)?;
+    let now = now_ms();
+    let created_at_ms = bus
+        .rules()
+        .get(name.as_str())
+        .map_or(now, |r| r.created_at_ms);
+    let stored = StoredRule {
+        bus: bus.settings.name.clone(),
+        name: name.to_string(),
+        description: body.description,
+        enabled: body.enabled.unwrap_or(true),
+        pattern: body.pattern.to_string(),
+        targets: serde_json::to_string(&body.targets).map_err(ApiError::internal)?,
+        created_at_ms,
+        updated_at_ms: now,
+    };
+    let created = state.meta.put_rule(&stored, now).await?;
+    let out = rule_out(&stored);
+    bus.rules_mut().put(stored).map_err(ApiError::internal)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(out)))
+}
+
+#[utoipa::path(get, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
+    params(("bus" = String, Path), ("rule" = String, Path)),
+    responses((status = 200, body = RuleOut), (status = 404)))]
+async fn get_rule(
+    State(state): State<Arc<AppState>>,
+    Path((bus, rule)): Path<(String, String)>,
+) -> ApiResult<Json<RuleOut>> {
+    let bus = find_bus(&state, &bus)?;
+    Ok(Json(rule_out(&find_rule(&bus, &rule)?)))
+}
+
+#[utoipa::path(delete, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
+    params(("bus" = String, Path), ("rule" = String, Path)),
+    responses((status = 204), (status = 404)))]
+async fn delete_rule(
+    State(state): State<Arc<AppState>>,
+    Path((bus, rule)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let bus = find_bus(&state, &bus)?;
+    find_rule(&bus, &rule)?;
+    state.meta.delete_rule(&bus.settings.name, &rule).await?;
+    bus.rules_mut().remove(&rule);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_enabled(
+    state: &AppState,
+    bus: &str,
+    rule: &str,
+    enabled: bool,
+) -> ApiResult<Json<RuleOut>> {
+    let bus = find_bus(state, bus)?;
+    let mut stored = find_rule(&bus, rule)?;
+    stored.enabled = enabled;
+    stored.updated_at_ms = now_ms();
+    state.meta.put_rule(&stored, stored.updated_at_ms).await?;
+    let out = rule_out(&stored);
+    bus.rules_mut().put(stored).map_err(ApiError::internal)?;
+    Ok(Json(out))
+}
+
+#[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/enable", tag = "rules",
+    params(("bus" = String, Path), ("rule" = String, Path)),
+    responses((status = 200, body = RuleOut), (status = 404)))]
+async fn enable_rule(
+    State(state): State<Arc<AppState>>,
+    Path((bus, rule)): Path<(String, String)>,
+) -> ApiResult<Json<RuleOut>> {
+    set_enabled(&state, &bus, &rule, true).await
+}
+
+#[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/disable", tag = "rules",
+    params(("bus" = String, Path), ("rule" = String, Path)),
+    responses((status = 200, body = RuleOut), (status = 404)))]
+async fn disable_rule(
+    State(state): State<Arc<AppState>>,
+    Path((bus, rule)): Path<(String, String)>,
+) -> ApiResult<Json<RuleOut>> {
+    set_enabled(&state, &bus, &rule, false).await
+}

@@ -1,0 +1,91 @@
+//! `POST /v1/patterns/test` and `POST /v1/transforms/test`: try a pattern or a transform on
+//! any JSON event, CloudEvent or not, without storing anything.
+
+use std::sync::Arc;
+
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchyard_core::ErrorKind;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::ApiJson;
+use super::rules::{check_pattern, check_transform};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(test_pattern))
+        .routes(routes!(test_transform))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatternTest {
+    #[schema(value_type = Object)]
+    pattern: Value,
+    #[schema(value_type = Object)]
+    event: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatternTestResult {
+    matches: bool,
+}
+
+#[utoipa::path(post, path = "/v1/patterns/test", tag = "rules", request_body = PatternTest,
+    responses((status = 200, body = PatternTestResult), (status = 422, description = "invalid pattern or event")))]
+async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<PatternTestResult>> {
+    let pattern = check_pattern(&body.pattern)?;
+    if !body.event.is_object() {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_event",
+            "event must be a JSON object",
+        ));
+    }
+    let matches = switchyard_rules::pattern_matches(&pattern, &body.event).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_pattern",
+            format!("pattern: {e}"),
+        )
+    })?;
+    Ok(Json(PatternTestResult { matches }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformTest {
+    #[schema(value_type = Object)]
+    transform: Value,
+    #[schema(value_type = Object)]
+    event: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransformTestResult {
+    #[schema(value_type = Object)]
+    output: Value,
+}
+
+#[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", request_body = TransformTest,
+    responses((status = 200, body = TransformTestResult), (status = 422, description = "invalid transform, or it failed on this event")))]
+async fn test_transform(
+    ApiJson(body): ApiJson<TransformTest>,
+) -> ApiResult<Json<TransformTestResult>> {
+    let transform = check_transform(&body.transform)?;
+    let output = transform.apply(&body.event, None).map_err(|e| {
+        let message = match &e {
+            switchyard_rules::TransformError::NoFunctionRunner(name) => format!(
+                "function {name:?}: WebAssembly functions are not available in this build yet"
+            ),
+            other => other.to_string(),
+        };
+        ApiError::new(ErrorKind::Unprocessable, "transform_failed", message)
+    })?;
+    Ok(Json(TransformTestResult { output }))
+}
