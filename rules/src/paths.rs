@@ -17,7 +17,9 @@ const INDEX_FROM: usize = 12;
 pub(crate) struct PathNode {
     /// `(fingerprint, segment, node)`: the fingerprint settles most comparisons with one
     /// integer compare, which matters because every key of an event is looked up here.
-    children: Vec<(u64, Box<[u8]>, u32)>,
+    fingerprints: Vec<u64>,
+    /// `(segment, node)`, parallel to `fingerprints`.
+    children: Vec<(Box<[u8]>, u32)>,
     index: Option<FxMap<Box<[u8]>, u32>>,
     /// Set when some rule uses exactly this path.
     pub(crate) leaf: Option<PathId>,
@@ -39,14 +41,25 @@ impl PathNode {
 
     #[inline]
     fn child(&self, segment: &[u8]) -> Option<u32> {
+        self.child_fp(segment, fingerprint(segment))
+    }
+
+    #[inline]
+    fn child_fp(&self, segment: &[u8], fp: u64) -> Option<u32> {
         if let Some(index) = &self.index {
             return index.get(segment).copied();
         }
-        let fp = fingerprint(segment);
-        self.children
-            .iter()
-            .find(|(f, key, _)| *f == fp && **key == *segment)
-            .map(|(_, _, id)| *id)
+        let at = self.fingerprints.iter().position(|f| *f == fp)?;
+        let (key, id) = &self.children[at];
+        if **key == *segment {
+            Some(*id)
+        } else {
+            // Two segments with one fingerprint (same length and first 7 bytes).
+            self.children
+                .iter()
+                .find(|(key, _)| **key == *segment)
+                .map(|(_, id)| *id)
+        }
     }
 }
 
@@ -54,10 +67,22 @@ impl PathNode {
 #[inline]
 fn fingerprint(segment: &[u8]) -> u64 {
     let mut word = [0u8; 8];
-    let n = segment.len().min(7);
+    let n = segment.len().min(8);
     word[..n].copy_from_slice(&segment[..n]);
-    word[7] = segment.len().min(255) as u8;
-    u64::from_le_bytes(word)
+    fingerprint_of(u64::from_le_bytes(word), segment.len())
+}
+
+/// [`fingerprint`] from the segment's first eight bytes as a little-endian word (bytes
+/// past the segment may hold anything: they are masked off).
+#[inline]
+pub(crate) fn fingerprint_of(word: u64, len: usize) -> u64 {
+    let n = len.min(7);
+    let kept = if n == 0 {
+        0
+    } else {
+        word & (u64::MAX >> (64 - 8 * n))
+    };
+    kept | ((len.min(255) as u64) << 56)
 }
 
 #[derive(Debug)]
@@ -99,16 +124,32 @@ impl Paths {
     /// The node reached from `node` by an event key (which may itself contain dots).
     #[inline]
     pub(crate) fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
-        self.child_hinted(node, key, key.contains(&b'.'))
+        let mut word = [0u8; 8];
+        let n = key.len().min(8);
+        word[..n].copy_from_slice(&key[..n]);
+        self.child_hinted(node, key, key.contains(&b'.'), u64::from_le_bytes(word))
     }
 
-    /// [`Paths::child`] when the caller already knows whether `key` has a dot.
-    #[inline]
-    pub(crate) fn child_hinted(&self, node: u32, key: &[u8], dotted: bool) -> Option<u32> {
+    /// [`Paths::child`] when the caller already knows whether `key` has a dot, and the
+    /// little-endian word of its first eight bytes.
+    #[inline(always)]
+    pub(crate) fn child_hinted(
+        &self,
+        node: u32,
+        key: &[u8],
+        dotted: bool,
+        first_word: u64,
+    ) -> Option<u32> {
         // Segments never contain dots, so a dotted key can only match split up.
-        if !dotted {
-            return self.node(node).child(key);
+        if dotted {
+            return self.child_dotted(node, key);
         }
+        self.node(node)
+            .child_fp(key, fingerprint_of(first_word, key.len()))
+    }
+
+    #[cold]
+    fn child_dotted(&self, node: u32, key: &[u8]) -> Option<u32> {
         let mut current = node;
         for segment in key.split(|b| *b == b'.') {
             current = self.node(current).child(segment)?;
@@ -206,14 +247,15 @@ impl Paths {
             }
         };
         let p = &mut self.nodes[parent as usize];
-        p.children.push((fingerprint(segment), segment.into(), id));
+        p.fingerprints.push(fingerprint(segment));
+        p.children.push((segment.into(), id));
         if let Some(index) = &mut p.index {
             index.insert(segment.into(), id);
         } else if p.children.len() > INDEX_FROM {
             p.index = Some(
                 p.children
                     .iter()
-                    .map(|(_, key, id)| (key.clone(), *id))
+                    .map(|(key, id)| (key.clone(), *id))
                     .collect(),
             );
         }
@@ -222,8 +264,9 @@ impl Paths {
 
     fn remove_child(&mut self, parent: u32, child: u32) {
         let p = &mut self.nodes[parent as usize];
-        if let Some(pos) = p.children.iter().position(|(_, _, id)| *id == child) {
-            let (_, key, _) = p.children.swap_remove(pos);
+        if let Some(pos) = p.children.iter().position(|(_, id)| *id == child) {
+            p.fingerprints.swap_remove(pos);
+            let (key, _) = p.children.swap_remove(pos);
             if let Some(index) = &mut p.index {
                 index.remove(&key);
             }
@@ -248,6 +291,17 @@ mod tests {
         assert_eq!(via_nesting, via_dots);
         assert_eq!(paths.node(via_dots.unwrap()).leaf, Some(id));
         assert_eq!(paths.child(ROOT, b"other"), None);
+    }
+
+    #[test]
+    fn segments_sharing_a_fingerprint_are_told_apart() {
+        let mut paths = Paths::default();
+        let x = paths.acquire("abcdefgX");
+        let y = paths.acquire("abcdefgY");
+        let leaf = |key: &[u8]| paths.child(ROOT, key).and_then(|n| paths.node(n).leaf);
+        assert_eq!(leaf(b"abcdefgX"), Some(x));
+        assert_eq!(leaf(b"abcdefgY"), Some(y));
+        assert_eq!(leaf(b"abcdefgZ"), None);
     }
 
     #[test]

@@ -104,7 +104,8 @@ impl<'a> Reader<'a> {
         match scan::key_end(self.b, start) {
             Some((end, dotted)) if self.b[end] == b'"' => {
                 self.i = end + 1;
-                Ok(paths.child_hinted(node, &self.b[start..end], dotted))
+                let first = scan::load(self.b, start);
+                Ok(paths.child_hinted(node, &self.b[start..end], dotted, first))
             }
             Some(_) => {
                 let mut key = std::mem::take(&mut out.key);
@@ -429,30 +430,14 @@ impl<'a> Reader<'a> {
 
     /// Skips a whole object or array by counting brackets outside strings.
     fn skip_container(&mut self) -> Result<(), EventError> {
-        let mut depth = 0usize;
-        let b = self.b;
-        let mut i = self.i;
-        loop {
-            let Some(at) = scan::structural(b, i) else {
-                self.i = b.len();
-                return Err(self.err("unterminated object or array"));
-            };
-            let c = b[at];
-            i = at + 1;
-            match c {
-                b'"' => {
-                    self.i = i;
-                    self.skip_string()?;
-                    i = self.i;
-                }
-                b'{' | b'[' => depth += 1,
-                _ => {
-                    depth -= 1;
-                    if depth == 0 {
-                        self.i = i;
-                        return Ok(());
-                    }
-                }
+        match scan::container_end(self.b, self.i) {
+            Some(end) => {
+                self.i = end;
+                Ok(())
+            }
+            None => {
+                self.i = self.b.len();
+                Err(self.err("unterminated object or array"))
             }
         }
     }
