@@ -22,6 +22,9 @@ pub struct Metrics {
     pub events_ingested: Family<BusLabel, Counter>,
     pub ingest_latency: Histogram,
     pub rule_matches: Family<RuleLabels, Counter>,
+    /// Mirrors of each bus log's own counters, refreshed at every scrape.
+    pub log_records: Family<BusLabel, Counter>,
+    pub log_syncs: Family<BusLabel, Counter>,
 }
 
 impl Metrics {
@@ -46,9 +49,23 @@ impl Metrics {
             "Stored events that matched a rule",
             rule_matches.clone(),
         );
+        let log_records = Family::<BusLabel, Counter>::default();
+        registry.register(
+            "switchyard_log_records_appended",
+            "Records made durable in bus logs since start",
+            log_records.clone(),
+        );
+        let log_syncs = Family::<BusLabel, Counter>::default();
+        registry.register(
+            "switchyard_log_syncs",
+            "fdatasync calls of bus logs since start; records per sync is the group-commit group size",
+            log_syncs.clone(),
+        );
         Metrics {
             registry,
             rule_matches,
+            log_records,
+            log_syncs,
             events_ingested,
             ingest_latency,
         }

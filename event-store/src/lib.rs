@@ -13,6 +13,6 @@ mod segmented;
 #[cfg(test)]
 mod testsuite;
 
-pub use log::{Appended, Bounds, LogError, LogOptions, LogStore, NewRecord, Record};
+pub use log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 pub use memory::MemoryLog;
 pub use segmented::{SegmentedLog, SegmentedOptions};

@@ -127,6 +127,20 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Flushes and stops accepting appends.
     async fn close(&self) -> Result<(), LogError>;
+
+    /// Counters since the log was opened.
+    fn stats(&self) -> LogStats {
+        LogStats::default()
+    }
+}
+
+/// How a log has been working: with group commit, `records` / `syncs` is the group size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    /// Records made durable (duplicates excluded).
+    pub records: u64,
+    /// Durability barriers (fdatasync calls) issued for them.
+    pub syncs: u64,
 }
 
 /// The hash that keys the id index: of the id alone, so lookups without a source work.

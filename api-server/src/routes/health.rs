@@ -10,8 +10,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use std::sync::atomic::Ordering;
+
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::BusLabel;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -40,6 +43,23 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoResponse> {
+    for bus in state.buses.all() {
+        let stats = bus.log.stats();
+        let label = BusLabel {
+            bus: bus.settings.name.clone(),
+        };
+        let metrics = &state.metrics;
+        metrics
+            .log_records
+            .get_or_create(&label)
+            .inner()
+            .store(stats.records, Ordering::Relaxed);
+        metrics
+            .log_syncs
+            .get_or_create(&label)
+            .inner()
+            .store(stats.syncs, Ordering::Relaxed);
+    }
     let text = state.metrics.encode().map_err(ApiError::internal)?;
     Ok((
         [(

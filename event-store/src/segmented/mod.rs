@@ -17,13 +17,16 @@ mod writer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::log::{Appended, Bounds, LogError, LogOptions, LogStore, NewRecord, Record, id_hash};
+use crate::log::{
+    Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record, id_hash,
+};
 use segment::{Segment, io_err};
 use writer::Command;
 
@@ -57,6 +60,8 @@ pub(crate) struct Shared {
     dir: PathBuf,
     options: SegmentedOptions,
     state: RwLock<State>,
+    records: AtomicU64,
+    syncs: AtomicU64,
 }
 
 struct State {
@@ -176,6 +181,8 @@ impl SegmentedLog {
                 segments,
                 closed: false,
             }),
+            records: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
         });
         let tx = writer::spawn(shared.clone())?;
         Ok(SegmentedLog { shared, tx })
@@ -229,6 +236,13 @@ impl LogStore for SegmentedLog {
     async fn remove_before(&self, cutoff_ms: i64) -> Result<u64, LogError> {
         self.call(|reply| Command::RemoveBefore { cutoff_ms, reply })
             .await
+    }
+
+    fn stats(&self) -> LogStats {
+        LogStats {
+            records: self.shared.records.load(Ordering::Relaxed),
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+        }
     }
 
     async fn close(&self) -> Result<(), LogError> {

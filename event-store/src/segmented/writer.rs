@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
@@ -197,6 +198,10 @@ impl Writer {
                 return Err(io_err(&self.shared.dir)(e));
             }
             self.len += buf.len() as u64;
+            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .records
+                .fetch_add(written.len() as u64, Ordering::Relaxed);
             let mut state = self.shared.write_state();
             let last = state.segments.len() - 1;
             let active = &mut state.segments[last];

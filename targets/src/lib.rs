@@ -1,0 +1,94 @@
+//! Delivery targets.
+//!
+//! A [`Target`] delivers one event and classifies its own failure (retryable or not, with an
+//! optional `Retry-After`); [`RetryPolicy`] is the one place that turns failures into
+//! backoff, jitter and give-up decisions. The dispatcher (in the server) drives `dyn Target`s
+//! with that policy and never needs to know what kind of target it is talking to.
+//! Targets never touch SQL or the bus logs.
+
+pub mod http;
+mod retry;
+mod safety;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use retry::{Decision, RetryPolicy};
+pub use safety::{AddressPolicy, Cidr};
+
+/// What a target is asked to deliver.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The CloudEvent in JSON format, as published.
+    pub event_json: &'a [u8],
+    /// The same event, parsed.
+    pub event: &'a Value,
+    /// The transformed payload, or `None` to send the event itself.
+    pub payload: Option<&'a Value>,
+    /// Stable across attempts of the same (event, rule, target): receivers dedup with it.
+    pub delivery_id: &'a str,
+    /// 1 for the first try.
+    pub attempt: u32,
+}
+
+/// A failed delivery, classified by the target that saw it fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    pub message: String,
+    /// The protocol status the target answered with, if any (HTTP status).
+    pub status: Option<u16>,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl DeliveryError {
+    /// A failure that may go away: connect errors, timeouts, overload.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        DeliveryError {
+            message: message.into(),
+            status: None,
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    /// A failure that retrying cannot fix: the event goes to the dead letters at once.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        DeliveryError {
+            retryable: false,
+            ..Self::retryable(message)
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// A successful delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub status: Option<u16>,
+}
+
+#[async_trait]
+pub trait Target: Send + Sync {
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<Delivered, DeliveryError>;
+}
