@@ -44,7 +44,7 @@ impl PathNode {
         self.child_fp(segment, fingerprint(segment))
     }
 
-    #[inline]
+    #[inline(always)]
     fn child_fp(&self, segment: &[u8], fp: u64) -> Option<u32> {
         if let Some(index) = &self.index {
             return index.get(segment).copied();
@@ -74,7 +74,7 @@ fn fingerprint(segment: &[u8]) -> u64 {
 
 /// [`fingerprint`] from the segment's first eight bytes as a little-endian word (bytes
 /// past the segment may hold anything: they are masked off).
-#[inline]
+#[inline(always)]
 pub(crate) fn fingerprint_of(word: u64, len: usize) -> u64 {
     let n = len.min(7);
     let kept = if n == 0 {

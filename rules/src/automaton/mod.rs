@@ -15,6 +15,7 @@
 //! transitions for and only the event values at those paths, so its cost follows the
 //! event's fields and the conditions they satisfy, not the number of rules.
 
+mod keys;
 mod ranges;
 mod trie;
 mod value;

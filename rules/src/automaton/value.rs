@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use super::keys::{Key, Targets};
 use super::ranges::RangeTrie;
 use super::trie::ByteTrie;
 use super::wild::{WildScratch, WildcardMachine};
@@ -36,18 +37,24 @@ pub(crate) fn fold(s: &str) -> Vec<u8> {
     out
 }
 
-fn add_to<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Vec<u32>>, key: K, target: u32) {
-    map.entry(key).or_default().push(target);
+fn add_to<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Targets>, key: K, target: u32) {
+    match map.get_mut(&key) {
+        Some(targets) => targets.push(target),
+        None => {
+            map.insert(key, Targets::One(target));
+        }
+    }
 }
 
-fn remove_from<K: std::hash::Hash + Eq>(map: &mut FxMap<K, Vec<u32>>, key: &K, target: u32) {
-    if let Some(targets) = map.get_mut(key) {
-        if let Some(pos) = targets.iter().position(|t| *t == target) {
-            targets.swap_remove(pos);
-        }
-        if targets.is_empty() {
-            map.remove(key);
-        }
+fn remove_from<K, Q>(map: &mut FxMap<K, Targets>, key: &Q, target: u32)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(targets) = map.get_mut(key)
+        && targets.remove(target)
+    {
+        map.remove(key);
     }
 }
 
@@ -60,7 +67,7 @@ fn remove_vec(targets: &mut Vec<u32>, target: u32) {
 /// The less common indexes, allocated only for machines that use them.
 #[derive(Debug, Default)]
 struct Rare {
-    ignore_case: FxMap<Box<[u8]>, Vec<u32>>,
+    ignore_case: FxMap<Key, Targets>,
     prefix: ByteTrie,
     prefix_ic: ByteTrie,
     suffix: ByteTrie,
@@ -74,8 +81,8 @@ struct Rare {
 
 #[derive(Debug, Default)]
 pub(crate) struct ValueMachine {
-    strings: FxMap<Box<[u8]>, Vec<u32>>,
-    numbers: FxMap<u64, Vec<u32>>,
+    strings: FxMap<Key, Targets>,
+    numbers: FxMap<u64, Targets>,
     ranges: Option<Box<RangeTrie>>,
     trues: Vec<u32>,
     falses: Vec<u32>,
@@ -100,7 +107,7 @@ impl ValueMachine {
         self.len += 1;
         match matcher {
             ValueMatcher::Exact(Literal::String(s)) => {
-                add_to(&mut self.strings, s.as_bytes().into(), target)
+                add_to(&mut self.strings, Key::new(s.as_bytes()), target)
             }
             ValueMatcher::Exact(Literal::Number(n)) => {
                 add_to(&mut self.numbers, number::key(*n), target)
@@ -109,7 +116,7 @@ impl ValueMachine {
             ValueMatcher::Exact(Literal::Bool(false)) => self.falses.push(target),
             ValueMatcher::Exact(Literal::Null) => self.nulls.push(target),
             ValueMatcher::EqualsIgnoreCase(s) => {
-                add_to(&mut self.rare().ignore_case, fold(s).into(), target)
+                add_to(&mut self.rare().ignore_case, Key::new(&fold(s)), target)
             }
             ValueMatcher::Prefix { value, ignore_case } => {
                 if *ignore_case {
@@ -157,7 +164,7 @@ impl ValueMachine {
         self.len = self.len.saturating_sub(1);
         match matcher {
             ValueMatcher::Exact(Literal::String(s)) => {
-                remove_from(&mut self.strings, &Box::from(s.as_bytes()), target)
+                remove_from(&mut self.strings, s.as_bytes(), target)
             }
             ValueMatcher::Exact(Literal::Number(n)) => {
                 remove_from(&mut self.numbers, &number::key(*n), target)
@@ -180,7 +187,7 @@ impl ValueMachine {
                 };
                 match other {
                     ValueMatcher::EqualsIgnoreCase(s) => {
-                        remove_from(&mut rare.ignore_case, &Box::from(fold(s)), target)
+                        remove_from(&mut rare.ignore_case, fold(s).as_slice(), target)
                     }
                     ValueMatcher::Prefix { value, ignore_case } => {
                         if *ignore_case {
@@ -231,8 +238,10 @@ impl ValueMachine {
         match value {
             Scalar::Str { start, len } => {
                 let s = fields.str_bytes(start, len);
-                if let Some(targets) = self.strings.get(s) {
-                    targets.iter().for_each(|t| f(*t));
+                if !self.strings.is_empty()
+                    && let Some(targets) = self.strings.get(s)
+                {
+                    targets.for_each(f);
                 }
                 if let Some(rare) = &self.rare {
                     rare.run_string(s, scratch, f);
@@ -242,7 +251,7 @@ impl ValueMachine {
                 if !self.numbers.is_empty()
                     && let Some(targets) = self.numbers.get(&number::key(n))
                 {
-                    targets.iter().for_each(|t| f(*t));
+                    targets.for_each(f);
                 }
                 if let Some(ranges) = &self.ranges
                     && !n.is_nan()
@@ -283,7 +292,7 @@ impl Rare {
             let mut folded = std::mem::take(&mut scratch.folded);
             fold_into(s, &mut folded);
             if let Some(targets) = self.ignore_case.get(folded.as_slice()) {
-                targets.iter().for_each(|t| f(*t));
+                targets.for_each(f);
             }
             if !self.prefix_ic.is_empty() {
                 self.prefix_ic.for_each_prefix(folded.iter().copied(), f);
@@ -320,7 +329,7 @@ impl Rare {
             if let Scalar::Num(n) = value
                 && let Some(ids) = self.anything_but.numbers.get(&number::key(n))
             {
-                scratch.excluded.extend_from_slice(ids);
+                ids.extend_into(&mut scratch.excluded);
             }
             self.anything_but.emit(&scratch.excluded, f);
         }
@@ -336,9 +345,9 @@ struct AnythingButs {
     members: Vec<(u32, u32)>,
     ids: FxMap<(String, u32), u32>,
     next_id: u32,
-    strings: FxMap<Box<[u8]>, Vec<u32>>,
-    numbers: FxMap<u64, Vec<u32>>,
-    ignore_case: FxMap<Box<[u8]>, Vec<u32>>,
+    strings: FxMap<Key, Targets>,
+    numbers: FxMap<u64, Targets>,
+    ignore_case: FxMap<Key, Targets>,
     prefixes: ByteTrie,
     suffixes: ByteTrie,
     wildcards: WildcardMachine,
@@ -371,11 +380,11 @@ impl AnythingButs {
     }
 
     fn index(&mut self, ab: &AnythingBut, id: u32, add: bool) {
-        let apply = |map: &mut FxMap<Box<[u8]>, Vec<u32>>, key: &[u8]| {
+        let apply = |map: &mut FxMap<Key, Targets>, key: &[u8]| {
             if add {
-                add_to(map, key.into(), id)
+                add_to(map, Key::new(key), id)
             } else {
-                remove_from(map, &Box::from(key), id)
+                remove_from(map, key, id)
             }
         };
         match ab {
@@ -437,12 +446,12 @@ impl AnythingButs {
         } = scratch;
         excluded.clear();
         if let Some(ids) = self.strings.get(s) {
-            excluded.extend_from_slice(ids);
+            ids.extend_into(excluded);
         }
         if !self.ignore_case.is_empty() {
             fold_into(s, folded);
             if let Some(ids) = self.ignore_case.get(folded.as_slice()) {
-                excluded.extend_from_slice(ids);
+                ids.extend_into(excluded);
             }
         }
         let mut exclude = |id: u32| excluded.push(id);

@@ -69,7 +69,12 @@ impl<'a> Reader<'a> {
         loop {
             self.expect(b'"', "expected a key")?;
             let child = self.key(out, paths, node)?;
-            self.expect(b':', "expected ':' after a key")?;
+            // Compact JSON has the colon right after the key.
+            if self.b.get(self.i) == Some(&b':') {
+                self.i += 1;
+            } else {
+                self.expect(b':', "expected ':' after a key")?;
+            }
             self.ws();
             match child {
                 Some(c) => {

@@ -19,7 +19,7 @@ fn word(b: &[u8], i: usize) -> u64 {
 }
 
 /// The eight bytes at `i`, zero-padded past the end of `b`.
-#[inline]
+#[inline(always)]
 pub(super) fn load(b: &[u8], i: usize) -> u64 {
     if i + 8 <= b.len() {
         word(b, i)
@@ -77,7 +77,7 @@ pub(super) fn quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Like [`quote_or_backslash`], for keys: also tells whether a `.` comes before it.
-#[inline]
+#[inline(always)]
 pub(super) fn key_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
     let mut i = from;
     let mut dot = false;
