@@ -30,10 +30,45 @@ pub(crate) use value::ValueScratch;
 
 const START: u32 = 0;
 
+/// A state's value machines by path. Most states have exactly one, kept inline so the walk
+/// does not follow a pointer to find it.
+#[derive(Debug, Default)]
+struct Transitions {
+    first: Option<(PathId, u32)>,
+    rest: Vec<(PathId, u32)>,
+}
+
+impl Transitions {
+    fn find(&self, path: PathId) -> Option<u32> {
+        self.iter().find(|(p, _)| *p == path).map(|(_, m)| m)
+    }
+
+    fn push(&mut self, path: PathId, machine: u32) {
+        if self.first.is_none() {
+            self.first = Some((path, machine));
+        } else {
+            self.rest.push((path, machine));
+        }
+    }
+
+    fn remove(&mut self, path: PathId) {
+        if self.first.is_some_and(|(p, _)| p == path) {
+            self.first = self.rest.pop();
+        } else {
+            self.rest.retain(|(p, _)| *p != path);
+        }
+    }
+
+    #[inline]
+    fn iter(&self) -> impl Iterator<Item = (PathId, u32)> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Value machines by path.
-    transitions: Vec<(PathId, u32)>,
+    transitions: Transitions,
     /// `exists: false` transitions: taken when the event has no value at the path.
     absent: Vec<(PathId, u32)>,
     /// Child states by the canonical text of the condition leading to them, with the
@@ -152,11 +187,7 @@ impl Automaton {
     }
 
     fn machine_for(&mut self, state: u32, path: PathId) -> u32 {
-        if let Some(&(_, m)) = self.states[state as usize]
-            .transitions
-            .iter()
-            .find(|(p, _)| *p == path)
-        {
+        if let Some(m) = self.states[state as usize].transitions.find(path) {
             return m;
         }
         let id = match self.free_machines.pop() {
@@ -166,7 +197,7 @@ impl Automaton {
                 (self.machines.len() - 1) as u32
             }
         };
-        self.states[state as usize].transitions.push((path, id));
+        self.states[state as usize].transitions.push(path, id);
         id
     }
 
@@ -231,17 +262,11 @@ impl Automaton {
                     self.states[parent as usize]
                         .absent
                         .retain(|&(p, t)| !(p == path && t == child));
-                } else if let Some(&(_, vm)) = self.states[parent as usize]
-                    .transitions
-                    .iter()
-                    .find(|(p, _)| *p == path)
-                {
+                } else if let Some(vm) = self.states[parent as usize].transitions.find(path) {
                     let machine = &mut self.machines[vm as usize];
                     machine.remove(m, child);
                     if machine.is_empty() {
-                        self.states[parent as usize]
-                            .transitions
-                            .retain(|(p, _)| *p != path);
+                        self.states[parent as usize].transitions.remove(path);
                         self.free_machines.push(vm);
                     }
                 }
@@ -303,7 +328,7 @@ impl Automaton {
                     on_rule(rule);
                 }
             }
-            for &(path, vm) in &state.transitions {
+            for (path, vm) in state.transitions.iter() {
                 let mut index = fields.first(path);
                 while index != u32::MAX {
                     let field = &fields.fields[index as usize];
