@@ -114,8 +114,10 @@ impl Matcher {
         self.automaton.state_count()
     }
 
+    /// `input` is the JSON being read (empty when `read` reads a parsed value).
     fn run<R>(
         &self,
+        input: &[u8],
         read: impl FnOnce(&mut Fields, &Automaton) -> Result<(), EventError>,
         finish: impl FnOnce(&[u32]) -> R,
     ) -> Result<R, EventError> {
@@ -134,7 +136,9 @@ impl Matcher {
             let Scratch { fields, run, hits } = scratch;
             hits.clear();
             self.automaton
-                .run(fields, run, self.rules.len(), &mut |slot| hits.push(slot));
+                .run(fields, input, run, self.rules.len(), &mut |slot| {
+                    hits.push(slot)
+                });
             Ok(finish(hits))
         })
     }
@@ -155,6 +159,7 @@ impl Matcher {
     /// Like [`Matcher::matches_json`], borrowing the names instead of copying them.
     pub fn matching_rules(&self, event: &[u8]) -> Result<Vec<&str>, EventError> {
         self.run(
+            event,
             |fields, automaton| fields.read_json(&automaton.paths, event),
             |slots| self.names(slots),
         )
@@ -163,6 +168,7 @@ impl Matcher {
     /// Number of rules matching an event given as JSON bytes (no allocation per event).
     pub fn count_matches(&self, event: &[u8]) -> Result<usize, EventError> {
         self.run(
+            event,
             |fields, automaton| fields.read_json(&automaton.paths, event),
             <[u32]>::len,
         )
@@ -171,6 +177,7 @@ impl Matcher {
     /// Calls `f` with the name of each rule matching an event given as JSON bytes.
     pub fn for_each_match(&self, event: &[u8], mut f: impl FnMut(&str)) -> Result<(), EventError> {
         self.run(
+            event,
             |fields, automaton| fields.read_json(&automaton.paths, event),
             |slots| {
                 for &s in slots {
@@ -185,6 +192,7 @@ impl Matcher {
     /// Names of the rules matching an already parsed event.
     pub fn matches_value(&self, event: &serde_json::Value) -> Result<Vec<String>, EventError> {
         self.run(
+            &[],
             |fields, automaton| fields.read_value(&automaton.paths, event),
             |slots| self.names(slots).into_iter().map(str::to_owned).collect(),
         )

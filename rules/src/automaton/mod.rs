@@ -287,10 +287,12 @@ impl Automaton {
         self.paths.node(node).leaf.unwrap_or(PathId::MAX)
     }
 
-    /// Calls `on_rule` once with each rule slot whose conjunction the event's fields satisfy.
+    /// Calls `on_rule` once with each rule slot whose conjunction the event's fields satisfy
+    /// (`input`: the event bytes the fields were read from, empty for parsed events).
     pub(crate) fn run(
         &self,
         fields: &Fields,
+        input: &[u8],
         scratch: &mut RunScratch,
         rule_bound: usize,
         on_rule: &mut impl FnMut(u32),
@@ -353,15 +355,21 @@ impl Automaton {
                         }
                         (start, trails.len() as u32 - start)
                     };
-                    self.machines[vm as usize].run(field.value, fields, values, &mut |target| {
-                        if len == 0 {
-                            if state_stamp[target as usize] == stamp {
-                                return;
+                    self.machines[vm as usize].run(
+                        field.value,
+                        fields,
+                        input,
+                        values,
+                        &mut |target| {
+                            if len == 0 {
+                                if state_stamp[target as usize] == stamp {
+                                    return;
+                                }
+                                state_stamp[target as usize] = stamp;
                             }
-                            state_stamp[target as usize] = stamp;
-                        }
-                        stack.push((target, start, len));
-                    });
+                            stack.push((target, start, len));
+                        },
+                    );
                 }
             }
             for &(path, target) in &state.absent {

@@ -25,7 +25,8 @@ pub(crate) struct ValueScratch {
 pub(crate) fn fold_into(s: &[u8], out: &mut Vec<u8>) {
     out.clear();
     if s.is_ascii() {
-        out.extend(s.iter().map(u8::to_ascii_lowercase));
+        out.extend_from_slice(s);
+        out.make_ascii_lowercase();
     } else {
         out.extend_from_slice(String::from_utf8_lossy(s).to_lowercase().as_bytes());
     }
@@ -232,12 +233,17 @@ impl ValueMachine {
         &self,
         value: Scalar,
         fields: &Fields,
+        input: &[u8],
         scratch: &mut ValueScratch,
         f: &mut impl FnMut(u32),
     ) {
         match value {
-            Scalar::Str { start, len } => {
-                let s = fields.str_bytes(start, len);
+            Scalar::Str {
+                start,
+                len,
+                borrowed,
+            } => {
+                let s = fields.text(input, start, len, borrowed);
                 if !self.strings.is_empty()
                     && let Some(targets) = self.strings.get(s)
                 {

@@ -25,7 +25,13 @@ use reader::Reader;
 /// A scalar from the event. Strings live in `Fields::bytes`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Scalar {
-    Str { start: u32, len: u32 },
+    /// Bytes `start..start + len` of the event itself (`borrowed`), or of `Fields::bytes`
+    /// (strings that had escapes, and strings from parsed values).
+    Str {
+        start: u32,
+        len: u32,
+        borrowed: bool,
+    },
     Num(f64),
     True,
     False,
@@ -91,9 +97,17 @@ impl Fields {
         self.first(path) != NONE
     }
 
+    /// The bytes of a string scalar; `input` is the event the fields were read from.
     #[inline]
-    pub(crate) fn str_bytes(&self, start: u32, len: u32) -> &[u8] {
-        &self.bytes[start as usize..(start + len) as usize]
+    pub(crate) fn text<'a>(
+        &'a self,
+        input: &'a [u8],
+        start: u32,
+        len: u32,
+        borrowed: bool,
+    ) -> &'a [u8] {
+        let source = if borrowed { input } else { &self.bytes };
+        &source[start as usize..(start + len) as usize]
     }
 
     #[inline]
@@ -120,6 +134,18 @@ impl Fields {
         });
     }
 
+    /// Records a string that appears unescaped in the event at `start..start + len`.
+    fn push_borrowed(&mut self, path: PathId, start: usize, len: usize) {
+        self.push(
+            path,
+            Scalar::Str {
+                start: start as u32,
+                len: len as u32,
+                borrowed: true,
+            },
+        );
+    }
+
     fn push_str(&mut self, path: PathId, s: &[u8]) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(s);
@@ -128,6 +154,7 @@ impl Fields {
             Scalar::Str {
                 start,
                 len: s.len() as u32,
+                borrowed: false,
             },
         );
     }
@@ -238,7 +265,7 @@ mod tests {
         (p, f, r)
     }
 
-    fn values(p: &Paths, f: &Fields, path: &str) -> Vec<String> {
+    fn values(p: &Paths, f: &Fields, input: &str, path: &str) -> Vec<String> {
         let mut node = ROOT;
         for seg in path.split('.') {
             node = p.child(node, seg.as_bytes()).unwrap();
@@ -249,9 +276,12 @@ mod tests {
         while i != NONE {
             let field = f.fields[i as usize];
             out.push(match field.value {
-                Scalar::Str { start, len } => {
-                    String::from_utf8(f.str_bytes(start, len).to_vec()).unwrap()
-                }
+                Scalar::Str {
+                    start,
+                    len,
+                    borrowed,
+                } => String::from_utf8(f.text(input.as_bytes(), start, len, borrowed).to_vec())
+                    .unwrap(),
                 Scalar::Num(n) => format!("#{n}"),
                 Scalar::True => "true".into(),
                 Scalar::False => "false".into(),
@@ -265,14 +295,12 @@ mod tests {
 
     #[test]
     fn records_only_used_paths_and_skips_the_rest() {
-        let (p, f, r) = read(
-            &["a.b", "c"],
-            r#"{"x": {"deep": [1, {"y": "}"}]}, "a": {"b": "v\u00e9\"", "z": [1,2]}, "c": [1, 2.5e1, "s", null, true, [false]]}"#,
-        );
+        let json = r#"{"x": {"deep": [1, {"y": "}"}]}, "a": {"b": "v\u00e9\"", "z": [1,2]}, "c": [1, 2.5e1, "s", null, true, [false]]}"#;
+        let (p, f, r) = read(&["a.b", "c"], json);
         r.unwrap();
-        assert_eq!(values(&p, &f, "a.b"), vec!["vé\""]);
+        assert_eq!(values(&p, &f, json, "a.b"), vec!["vé\""]);
         assert_eq!(
-            values(&p, &f, "c"),
+            values(&p, &f, json, "c"),
             vec!["#1", "#25", "s", "null", "true", "false"]
         );
         assert_eq!(f.fields.len(), 7);
@@ -280,12 +308,10 @@ mod tests {
 
     #[test]
     fn dotted_event_keys_and_array_trails() {
-        let (p, f, r) = read(
-            &["d.s.t", "arr.k"],
-            r#"{"d": {"s.t": "r"}, "arr": [{"k": 1}, {"k": 2}, 3]}"#,
-        );
+        let json = r#"{"d": {"s.t": "r"}, "arr": [{"k": 1}, {"k": 2}, 3]}"#;
+        let (p, f, r) = read(&["d.s.t", "arr.k"], json);
         r.unwrap();
-        assert_eq!(values(&p, &f, "d.s.t"), vec!["r"]);
+        assert_eq!(values(&p, &f, json, "d.s.t"), vec!["r"]);
         let mut trails: Vec<Vec<(u32, u32)>> =
             f.fields.iter().map(|x| f.trail(x).to_vec()).collect();
         trails.sort();

@@ -246,7 +246,7 @@ impl<'a> Reader<'a> {
                     reason,
                 })?;
                 self.i = start + n + 1;
-                out.push_str(path, raw);
+                out.push_borrowed(path, start, n);
                 Ok(())
             }
             Some(_) => {
