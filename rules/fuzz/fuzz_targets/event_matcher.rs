@@ -14,9 +14,18 @@ fn matcher() -> &'static Matcher {
         for (name, pattern) in [
             ("exact", r#"{"a": ["b"]}"#),
             ("nested", r#"{"c": {"d": [null, {"numeric": [">", 0]}]}}"#),
-            ("prefix", r#"{"a": [{"prefix": {"equals-ignore-case": "B"}}]}"#),
-            ("wild", r#"{"a": [{"wildcard": "*x*"}], "e": [{"exists": false}]}"#),
-            ("but", r#"{"c": {"d": [{"anything-but": {"suffix": "z"}}]}}"#),
+            (
+                "prefix",
+                r#"{"a": [{"prefix": {"equals-ignore-case": "B"}}]}"#,
+            ),
+            (
+                "wild",
+                r#"{"a": [{"wildcard": "*x*"}], "e": [{"exists": false}]}"#,
+            ),
+            (
+                "but",
+                r#"{"c": {"d": [{"anything-but": {"suffix": "z"}}]}}"#,
+            ),
         ] {
             m.add_rule(name, pattern).expect("valid fuzz pattern");
         }
@@ -69,12 +78,24 @@ fn has_duplicate_keys(data: &[u8]) -> bool {
             while seq.next_element::<Unique>()?.is_some() {}
             Ok(Unique)
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> { Ok(Unique) }
-        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> { Ok(Unique) }
-        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> { Ok(Unique) }
-        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> { Ok(Unique) }
-        fn visit_str<E>(self, _: &str) -> Result<Unique, E> { Ok(Unique) }
-        fn visit_unit<E>(self) -> Result<Unique, E> { Ok(Unique) }
+        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
     }
     serde_json::from_slice::<Unique>(data).is_err()
 }
