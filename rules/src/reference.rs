@@ -311,6 +311,10 @@ mod tests {
                     let bytes = serde_json::to_vec(event).unwrap();
                     let got = names(matcher.matches_json(&bytes).unwrap());
                     prop_assert_eq!(&got, &expected, "event {}", event);
+                    // Whitespace everywhere, and every character of keys and strings escaped.
+                    let pretty = escape_everything(&serde_json::to_string_pretty(event).unwrap());
+                    let got_pretty = names(matcher.matches_json(pretty.as_bytes()).unwrap());
+                    prop_assert_eq!(&got_pretty, &expected, "event {}", pretty);
                     let got_value = names(matcher.matches_value(event).unwrap());
                     prop_assert_eq!(&got_value, &expected, "event {} (value)", event);
                 }
@@ -382,6 +386,41 @@ mod tests {
             with_object.extend_from_slice(&bytes);
             let _ = m.matches_json(&with_object);
         }
+    }
+
+    /// Rewrites every character inside JSON strings as a `\uXXXX` escape (surrogate pairs
+    /// beyond the BMP), leaving the document's meaning unchanged.
+    fn escape_everything(json: &str) -> String {
+        let mut out = String::with_capacity(json.len() * 6);
+        let mut in_string = false;
+        let mut chars = json.chars();
+        while let Some(c) = chars.next() {
+            if !in_string {
+                in_string = c == '"';
+                out.push(c);
+                continue;
+            }
+            match c {
+                '"' => {
+                    in_string = false;
+                    out.push('"');
+                }
+                '\\' => {
+                    // Keep existing escapes as they are.
+                    out.push('\\');
+                    if let Some(next) = chars.next() {
+                        out.push(next);
+                    }
+                }
+                other => {
+                    let mut units = [0u16; 2];
+                    for unit in other.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Arbitrary JSON biased towards pattern syntax: operator names as keys, operator-ish
