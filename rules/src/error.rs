@@ -1,5 +1,6 @@
 //! The crate's error types: one per input the crate accepts from outside.
 
+use switchyard_core::ErrorKind;
 use thiserror::Error;
 
 /// A pattern that EventBridge would refuse, with the place in the pattern that is wrong.
@@ -24,6 +25,11 @@ fn render(path: &str, message: &str) -> String {
 }
 
 impl PatternError {
+    /// A pattern error is always the client's: well-formed JSON that breaks the rules.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Unprocessable
+    }
+
     pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         PatternError {
             path: path.into(),
@@ -46,6 +52,15 @@ pub enum EventError {
     /// The event is valid JSON but not an object.
     #[error("an event must be a JSON object")]
     NotAnObject,
+}
+
+impl EventError {
+    /// How the API reports it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EventError::InvalidJson { .. } | EventError::NotAnObject => ErrorKind::InvalidInput,
+        }
+    }
 }
 
 /// A transform configuration that cannot be used, or a transform that failed on an event.
@@ -73,4 +88,16 @@ pub enum TransformError {
     /// Rendering the template failed at run time.
     #[error("template rendering failed: {0}")]
     Render(String),
+}
+
+impl TransformError {
+    /// How the API reports it: all of these come from what the client configured or sent.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TransformError::InvalidConfig { .. }
+            | TransformError::NoFunctionRunner(_)
+            | TransformError::Function { .. }
+            | TransformError::Render(_) => ErrorKind::Unprocessable,
+        }
+    }
 }
