@@ -4,7 +4,9 @@
 mod support;
 
 mod buses;
+mod delivery;
 mod durability;
 mod ops;
 mod publish;
+mod receiver;
 mod rules;

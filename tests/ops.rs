@@ -135,8 +135,11 @@ async fn openapi_lists_every_route() {
         [
             "/v1/buses",
             "/v1/buses/{bus}",
+            "/v1/buses/{bus}/dead-letters",
+            "/v1/buses/{bus}/dead-letters/redrive",
             "/v1/buses/{bus}/events",
             "/v1/buses/{bus}/events/{id}",
+            "/v1/buses/{bus}/events/{id}/trace",
             "/v1/buses/{bus}/rules",
             "/v1/buses/{bus}/rules/{rule}",
             "/v1/buses/{bus}/rules/{rule}/disable",

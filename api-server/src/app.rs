@@ -22,6 +22,11 @@ pub struct AppState {
     /// `None` when auth is disabled.
     pub admin_key: Option<String>,
     pub limits: Limits,
+    pub address_policy: switchyard_targets::AddressPolicy,
+    /// One connection pool for every `http` target.
+    pub http_client: reqwest::Client,
+    /// A handle on this state for parts that are owned by it (the `bus` target).
+    pub me: std::sync::Weak<AppState>,
 }
 
 pub fn now_ms() -> i64 {
@@ -56,14 +61,23 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState {
+    let address_policy = config.address_policy();
+    let http_client =
+        switchyard_targets::http::client(address_policy.clone()).map_err(anyhow::Error::msg)?;
+    let state = Arc::new_cyclic(|me| AppState {
         config,
         meta,
         buses,
         metrics: Metrics::new(),
         admin_key,
         limits,
+        address_policy,
+        http_client,
+        me: me.clone(),
     });
+    for bus in state.buses.all() {
+        crate::dispatch::start(&state, &bus).await?;
+    }
     let retention = tokio::spawn(retention_loop(state.clone()));
     let app = routes::router(state.clone());
     println!("switchyard listening on http://{addr}");
@@ -73,7 +87,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("draining done; closing logs");
     retention.abort();
-    state.buses.close_all().await;
+    state.buses.close_all(&state).await;
     state.meta.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -113,6 +127,9 @@ async fn retention_loop(state: Arc<AppState>) {
                     tracing::info!(bus = %bus.settings.name, removed = n, "retention removed events")
                 }
                 Err(e) => tracing::warn!(bus = %bus.settings.name, error = %e, "retention failed"),
+            }
+            if let Err(e) = bus.dispatch.journal.remove_before(cutoff).await {
+                tracing::warn!(bus = %bus.settings.name, error = %e, "journal retention failed");
             }
         }
     }

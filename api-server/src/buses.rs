@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use switchyard_event_store::{LogError, LogOptions, LogStore, SegmentedLog, SegmentedOptions};
 
+use crate::dispatch::{BusDispatch, Journal};
 use crate::meta::{BusSettings, MetaStore, SchemaValidation};
 use crate::ruleset::RuleSet;
 
@@ -18,6 +19,7 @@ pub struct Bus {
     pub log: Arc<dyn LogStore>,
     /// Shared by every generation of this bus's settings.
     pub rules: Arc<RwLock<RuleSet>>,
+    pub dispatch: Arc<BusDispatch>,
 }
 
 impl Bus {
@@ -86,20 +88,26 @@ impl Buses {
 
     /// Opens (or re-configures) a bus whose settings were just stored.
     pub fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
-        let (log, rules) = match self.get(&settings.name) {
-            Some(existing) => (existing.log.clone(), existing.rules.clone()),
+        let (log, rules, dispatch) = match self.get(&settings.name) {
+            Some(existing) => (
+                existing.log.clone(),
+                existing.rules.clone(),
+                existing.dispatch.clone(),
+            ),
             None => {
-                let log: Arc<dyn LogStore> = Arc::new(SegmentedLog::open(
-                    &self.root.join(&settings.name),
-                    self.options,
-                )?);
-                (log, Arc::default())
+                let dir = self.root.join(&settings.name);
+                let log: Arc<dyn LogStore> =
+                    Arc::new(SegmentedLog::open(&dir.join("log"), self.options)?);
+                let journal = Journal::open(&dir.join("journal"))?;
+                let dispatch = BusDispatch::new(settings.name.clone(), log.clone(), journal);
+                (log, Arc::default(), dispatch)
             }
         };
         let bus = Arc::new(Bus {
             settings,
             log,
             rules,
+            dispatch,
         });
         self.write().insert(bus.settings.name.clone(), bus.clone());
         Ok(bus)
@@ -109,7 +117,9 @@ impl Buses {
     pub async fn remove(&self, name: &str) -> Result<(), LogError> {
         let removed = self.write().remove(name);
         if let Some(bus) = removed {
+            bus.dispatch.stop();
             bus.log.close().await?;
+            bus.dispatch.journal.close().await?;
         }
         let dir = self.root.join(name);
         match std::fs::remove_dir_all(&dir) {
@@ -122,8 +132,16 @@ impl Buses {
         }
     }
 
-    pub async fn close_all(&self) {
+    pub async fn close_all(&self, state: &crate::app::AppState) {
         for bus in self.all() {
+            bus.dispatch
+                .shutdown(state, std::time::Duration::from_secs(30))
+                .await;
+        }
+        for bus in self.all() {
+            if let Err(e) = bus.dispatch.journal.close().await {
+                tracing::error!(bus = %bus.settings.name, error = %e, "closing the delivery journal failed");
+            }
             if let Err(e) = bus.log.close().await {
                 tracing::error!(bus = %bus.settings.name, error = %e, "closing the bus log failed");
             }

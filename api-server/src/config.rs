@@ -67,6 +67,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHYARD_SEGMENT_BYTES", default_value_t = 64 << 20)]
     pub segment_bytes: u64,
 
+    /// Let targets reach addresses in this CIDR even though it is loopback, private or
+    /// link-local (repeatable; the variable takes a comma-separated list).
+    #[arg(long, env = "SWITCHYARD_TARGET_ALLOW_CIDR", value_delimiter = ',')]
+    pub target_allow_cidr: Vec<String>,
+
     /// How often retention runs, in seconds.
     #[arg(
         long,
@@ -97,10 +102,24 @@ impl ServeConfig {
                 self.log
             ));
         }
+        for cidr in &self.target_allow_cidr {
+            cidr.parse::<switchyard_targets::Cidr>()
+                .map_err(|e| format!("--target-allow-cidr: {e}"))?;
+        }
         if self.max_event_bytes == 0 || self.max_batch_events == 0 || self.max_batch_bytes == 0 {
             return Err("size limits must be greater than zero".to_owned());
         }
         Ok(())
+    }
+
+    pub fn address_policy(&self) -> switchyard_targets::AddressPolicy {
+        switchyard_targets::AddressPolicy {
+            allow: self
+                .target_allow_cidr
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+        }
     }
 
     pub fn database_url(&self) -> String {

@@ -144,13 +144,15 @@ impl MetaStore {
             .collect()
     }
 
-    /// Deletes a bus and its rules; returns whether it existed.
+    /// Deletes a bus with its rules, cursors and dead letters; returns whether it existed.
     pub async fn delete_bus(&self, name: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM rules WHERE bus = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["rules", "delivery_cursors", "dead_letters"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE bus = $1"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
         let existed = sqlx::query("DELETE FROM buses WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -232,4 +234,163 @@ impl MetaStore {
                 == 1,
         )
     }
+
+    /// Delivery cursors of one bus: `(rule, target) → next_offset`.
+    pub async fn load_cursors(&self, bus: &str) -> Result<Vec<(String, String, u64)>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT rule, target, next_offset FROM delivery_cursors WHERE bus = $1")
+                .bind(bus)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("rule")?,
+                    r.try_get("target")?,
+                    u64::try_from(r.try_get::<i64, _>("next_offset")?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// Stores cursors in one transaction.
+    pub async fn save_cursors(
+        &self,
+        bus: &str,
+        cursors: &[(String, String, u64)],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (rule, target, next) in cursors {
+            sqlx::query(
+                "INSERT INTO delivery_cursors (bus, rule, target, next_offset) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (bus, rule, target) DO UPDATE SET next_offset = excluded.next_offset",
+            )
+            .bind(bus)
+            .bind(rule)
+            .bind(target)
+            .bind(i64::try_from(*next).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Forgets the cursors of a rule's targets that are gone (all of them when `keep` is empty).
+    pub async fn delete_cursors(
+        &self,
+        bus: &str,
+        rule: &str,
+        keep: &[String],
+    ) -> Result<(), sqlx::Error> {
+        let existing = self.load_cursors(bus).await?;
+        for (r, target, _) in existing {
+            if r == rule && !keep.contains(&target) {
+                sqlx::query(
+                    "DELETE FROM delivery_cursors WHERE bus = $1 AND rule = $2 AND target = $3",
+                )
+                .bind(bus)
+                .bind(rule)
+                .bind(&target)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn insert_dead_letter(&self, dl: &DeadLetter) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO dead_letters (bus, event_offset, event, rule, target, attempts, last_error, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&dl.bus)
+        .bind(i64::try_from(dl.event_offset).unwrap_or(i64::MAX))
+        .bind(&dl.event)
+        .bind(&dl.rule)
+        .bind(&dl.target)
+        .bind(i64::from(dl.attempts))
+        .bind(&dl.last_error)
+        .bind(dl.at_ms)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Dead letters of a bus, newest first, with ids below `before`.
+    pub async fn list_dead_letters(
+        &self,
+        bus: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, bus, event_offset, event, rule, target, attempts, last_error, at FROM dead_letters
+             WHERE bus = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(bus)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(dead_letter_row).collect()
+    }
+
+    pub async fn get_dead_letters(
+        &self,
+        bus: &str,
+        ids: &[i64],
+    ) -> Result<Vec<DeadLetter>, sqlx::Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT id, bus, event_offset, event, rule, target, attempts, last_error, at FROM dead_letters
+                 WHERE bus = $1 AND id = $2",
+            )
+            .bind(bus)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                out.push(dead_letter_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn delete_dead_letter(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A delivery that was given up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub bus: String,
+    pub event_offset: u64,
+    /// The CloudEvent JSON as published.
+    pub event: String,
+    pub rule: String,
+    pub target: String,
+    pub attempts: u32,
+    pub last_error: String,
+    pub at_ms: i64,
+}
+
+fn dead_letter_row(row: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error> {
+    Ok(DeadLetter {
+        id: row.try_get("id")?,
+        bus: row.try_get("bus")?,
+        event_offset: u64::try_from(row.try_get::<i64, _>("event_offset")?).unwrap_or(0),
+        event: row.try_get("event")?,
+        rule: row.try_get("rule")?,
+        target: row.try_get("target")?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        last_error: row.try_get("last_error")?,
+        at_ms: row.try_get("at")?,
+    })
 }

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -17,6 +18,22 @@ pub struct RuleLabels {
     pub rule: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub bus: String,
+    pub rule: String,
+    pub target: String,
+    /// `delivered`, `failed` (an attempt failed, a retry is scheduled) or `dead_lettered`.
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub bus: String,
+    pub rule: String,
+    pub target: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_ingested: Family<BusLabel, Counter>,
@@ -25,6 +42,10 @@ pub struct Metrics {
     /// Mirrors of each bus log's own counters, refreshed at every scrape.
     pub log_records: Family<BusLabel, Counter>,
     pub log_syncs: Family<BusLabel, Counter>,
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    pub delivery_latency: Histogram,
+    /// Refreshed at every scrape.
+    pub backlog: Family<TargetLabels, Gauge>,
 }
 
 impl Metrics {
@@ -61,8 +82,29 @@ impl Metrics {
             "fdatasync calls of bus logs since start; records per sync is the group-commit group size",
             log_syncs.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "switchyard_deliveries",
+            "Delivery attempts by outcome",
+            deliveries.clone(),
+        );
+        let delivery_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        registry.register(
+            "switchyard_delivery_latency_seconds",
+            "Time one delivery attempt took",
+            delivery_latency.clone(),
+        );
+        let backlog = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "switchyard_backlog_events",
+            "Events of the bus not yet resolved for a (rule, target): an upper bound on its backlog",
+            backlog.clone(),
+        );
         Metrics {
             registry,
+            deliveries,
+            delivery_latency,
+            backlog,
             rule_matches,
             log_records,
             log_syncs,

@@ -118,6 +118,11 @@ async fn put_bus(
     };
     let created = state.meta.put_bus(&settings, now_ms()).await?;
     let bus = state.buses.install(settings)?;
+    if created && let Some(me) = state.me.upgrade() {
+        crate::dispatch::start(&me, &bus)
+            .await
+            .map_err(ApiError::internal)?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -14,16 +14,15 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use switchyard_core::cloudevent::{self, BinaryEvent};
 use switchyard_core::{BatchError, CloudEvent, ErrorKind, EventError};
-use switchyard_event_store::{Appended, NewRecord, Record};
+use switchyard_event_store::{Appended, Record};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
 use super::extract::{ApiQuery, read_body};
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::{BusLabel, RuleLabels};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -63,37 +62,14 @@ async fn publish(
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, state.config.max_batch_bytes).await?;
     let events = parse_events(&headers, &body, &state.limits)?;
-    let received_at_ms = now_ms();
-    let mut published = Vec::with_capacity(events.len());
-    let records: Vec<NewRecord> = {
-        // Rules are read once per request: a rule stored before this request arrived
-        // applies to all of its events, one stored after it to none.
-        let rules = bus.rules();
-        events
-            .into_iter()
-            .map(|e| {
-                published.push((e.id.clone(), e.source.clone()));
-                NewRecord {
-                    matched_rules: rules.matches(&e.json),
-                    source: e.source,
-                    id: e.id,
-                    received_at_ms,
-                    payload: e.json,
-                }
-            })
-            .collect()
-    };
-    let matched: Vec<Vec<String>> = records.iter().map(|r| r.matched_rules.clone()).collect();
-    let appended = bus.log.append(records).await?;
-    record_ingest_metrics(&state, &bus.settings.name, &appended, &matched);
+    let appended = crate::ingest::append(&state, &bus, events).await?;
     state
         .metrics
         .ingest_latency
         .observe(started.elapsed().as_secs_f64());
-    let events = published
+    let events = appended
         .into_iter()
-        .zip(appended)
-        .map(|((id, source), a)| PublishedEvent {
+        .map(|(id, source, a)| PublishedEvent {
             id,
             source,
             offset: a.offset(),
@@ -104,38 +80,6 @@ async fn publish(
         accepted: events.len(),
         events,
     }))
-}
-
-/// Counts stored events and rule matches; duplicates count for neither.
-fn record_ingest_metrics(
-    state: &AppState,
-    bus: &str,
-    appended: &[Appended],
-    matched: &[Vec<String>],
-) {
-    let mut new = 0;
-    for (a, rules) in appended.iter().zip(matched) {
-        if matches!(a, Appended::New { .. }) {
-            new += 1;
-            for rule in rules {
-                state
-                    .metrics
-                    .rule_matches
-                    .get_or_create(&RuleLabels {
-                        bus: bus.to_owned(),
-                        rule: rule.clone(),
-                    })
-                    .inc();
-            }
-        }
-    }
-    state
-        .metrics
-        .events_ingested
-        .get_or_create(&BusLabel {
-            bus: bus.to_owned(),
-        })
-        .inc_by(new);
 }
 
 fn parse_events(
@@ -242,7 +186,7 @@ pub struct EventRecord<'a> {
     matched_rules: &'a [String],
 }
 
-fn to_record(r: &Record) -> ApiResult<EventRecord<'_>> {
+pub fn to_record(r: &Record) -> ApiResult<EventRecord<'_>> {
     let event: &RawValue = serde_json::from_slice(&r.payload).map_err(|e| {
         ApiError::internal(format!(
             "stored event at offset {} is not JSON: {e}",
@@ -265,7 +209,7 @@ pub struct EventPage<'a> {
 
 /// Serialises straight to bytes, so stored events (raw JSON) go out exactly as published;
 /// a detour through `serde_json::Value` would re-order their members.
-fn json_response<T: Serialize>(value: &T) -> ApiResult<Response> {
+pub fn json_response<T: Serialize>(value: &T) -> ApiResult<Response> {
     let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -400,7 +344,7 @@ fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
 #[serde(deny_unknown_fields)]
 pub struct GetParams {
     /// Which source's event, when several sources used the same id.
-    source: Option<String>,
+    pub source: Option<String>,
 }
 
 /// One event by id.
@@ -413,10 +357,13 @@ async fn get_event(
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> ApiResult<Response> {
     let bus = find_bus(&state, &bus)?;
-    let found = bus.log.find(&id, params.source.as_deref()).await?;
-    let Some(newest) = found.first() else {
-        return Err(ApiError::not_found("event", &id));
-    };
+    let record = lookup(&bus, &id, params.source.as_deref()).await?;
+    json_response(&to_record(&record)?)
+}
+
+/// The newest event with this id (and source); 409 when several sources used the id.
+pub async fn lookup(bus: &crate::buses::Bus, id: &str, source: Option<&str>) -> ApiResult<Record> {
+    let mut found = bus.log.find(id, source).await?;
     let mut sources: Vec<&str> = found.iter().map(|r| r.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
@@ -431,5 +378,8 @@ async fn get_event(
         )
         .with_details(json!({ "sources": sources })));
     }
-    json_response(&to_record(newest)?)
+    if found.is_empty() {
+        return Err(ApiError::not_found("event", id));
+    }
+    Ok(found.swap_remove(0))
 }

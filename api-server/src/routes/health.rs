@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::BusLabel;
+use crate::metrics::{BusLabel, TargetLabels};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -59,6 +59,17 @@ async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoRespo
             .get_or_create(&label)
             .inner()
             .store(stats.syncs, Ordering::Relaxed);
+        for (rule, target, backlog) in bus.dispatch.backlog() {
+            let labels = TargetLabels {
+                bus: bus.settings.name.clone(),
+                rule,
+                target,
+            };
+            metrics
+                .backlog
+                .get_or_create(&labels)
+                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
     }
     let text = state.metrics.encode().map_err(ApiError::internal)?;
     Ok((

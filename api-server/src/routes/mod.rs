@@ -1,6 +1,7 @@
 //! HTTP routes: each module exports its router; they are merged here, once.
 
 pub mod buses;
+mod deliveries;
 pub mod events;
 pub mod extract;
 mod health;
@@ -24,7 +25,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"), (name = "rules"))
+    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"))
 )]
 struct ApiDoc;
 
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(events::router())
         .merge(rules::router())
         .merge(testing::router())
+        .merge(deliveries::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);

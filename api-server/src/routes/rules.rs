@@ -81,6 +81,9 @@ pub struct TargetIn {
     ordering: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rate_limit_per_second: Option<u32>,
+    /// Deliveries in flight at once (default 64, at most 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -178,11 +181,20 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
                     return Err(at("http.url must be an http:// or https:// URL".to_owned()));
                 }
             }
-            TargetKind::Function => has(t.function.is_some(), "function")?,
-            TargetKind::Nats => has(t.nats.is_some(), "nats")?,
-            TargetKind::Amqp => has(t.amqp.is_some(), "amqp")?,
-            TargetKind::Redis => has(t.redis.is_some(), "redis")?,
-            TargetKind::Mqtt => has(t.mqtt.is_some(), "mqtt")?,
+            TargetKind::Function
+            | TargetKind::Nats
+            | TargetKind::Amqp
+            | TargetKind::Redis
+            | TargetKind::Mqtt => {
+                return Err(ApiError::new(
+                    ErrorKind::Unprocessable,
+                    "unsupported_target",
+                    format!(
+                        "targets[{i}]: {:?} targets are not available in this build yet; http and bus are",
+                        t.kind
+                    ),
+                ));
+            }
             TargetKind::Bus => {
                 has(t.bus.is_some(), "bus")?;
                 if let Some(bus) = &t.bus {
@@ -193,6 +205,7 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
         if let Some(transform) = &t.transform {
             check_transform(transform).map_err(|e| at(e.message))?;
         }
+        switchyard_targets::RetryPolicy::from_json(t.retry.as_ref()).map_err(at)?;
         if let Some(ordering) = &t.ordering
             && ordering != "partition"
         {
@@ -252,8 +265,14 @@ async fn put_rule(
         updated_at_ms: now,
     };
     let created = state.meta.put_rule(&stored, now).await?;
+    let target_ids: Vec<String> = body.targets.iter().map(|t| t.id.clone()).collect();
+    state
+        .meta
+        .delete_cursors(&bus.settings.name, name.as_str(), &target_ids)
+        .await?;
     let out = rule_out(&stored);
     bus.rules_mut().put(stored).map_err(ApiError::internal)?;
+    resync(&state, &bus).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -283,7 +302,12 @@ async fn delete_rule(
     let bus = find_bus(&state, &bus)?;
     find_rule(&bus, &rule)?;
     state.meta.delete_rule(&bus.settings.name, &rule).await?;
+    state
+        .meta
+        .delete_cursors(&bus.settings.name, &rule, &[])
+        .await?;
     bus.rules_mut().remove(&rule);
+    resync(&state, &bus).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,7 +324,23 @@ async fn set_enabled(
     state.meta.put_rule(&stored, stored.updated_at_ms).await?;
     let out = rule_out(&stored);
     bus.rules_mut().put(stored).map_err(ApiError::internal)?;
+    resync(state, &bus).await?;
     Ok(Json(out))
+}
+
+/// Applies the bus's current rules to its running deliveries.
+async fn resync(state: &AppState, bus: &Bus) -> ApiResult<()> {
+    let Some(me) = state.me.upgrade() else {
+        return Err(ApiError::internal("server state gone"));
+    };
+    // Build specs under the lock, then sync without holding it across awaits.
+    let rules_snapshot = {
+        let rules = bus.rules();
+        crate::dispatch::SubSpecs::from_rules(state, &rules)
+    }
+    .map_err(ApiError::internal)?;
+    bus.dispatch.sync(&me, rules_snapshot).await;
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/enable", tag = "rules",

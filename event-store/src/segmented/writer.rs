@@ -155,12 +155,17 @@ impl Writer {
                 let mut result = Vec::with_capacity(records.len());
                 for r in records {
                     let hash = id_hash(&r.id);
-                    let earlier = in_group
-                        .get(&hash)
-                        .and_then(|v| v.iter().find(|(s, i, _)| *s == r.source && *i == r.id))
-                        .map(|(_, _, o)| *o);
+                    let earlier = if window <= 0 {
+                        None
+                    } else {
+                        in_group
+                            .get(&hash)
+                            .and_then(|v| v.iter().find(|(s, i, _)| *s == r.source && *i == r.id))
+                            .map(|(_, _, o)| *o)
+                    };
                     let stored = match earlier {
                         Some(o) => Some(o),
+                        None if window <= 0 => None,
                         None => state
                             .find(
                                 &r.id,

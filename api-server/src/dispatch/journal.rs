@@ -1,0 +1,123 @@
+//! The delivery journal: every stage of every delivery, durably, per bus. It is a bus log of
+//! its own (same segmented format, dedup off), keyed by the event's id so that an event's
+//! whole story is one id lookup away.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use switchyard_event_store::{
+    LogError, LogOptions, LogStore, NewRecord, SegmentedLog, SegmentedOptions,
+};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Transformed,
+    Attempt,
+    RetryScheduled,
+    Delivered,
+    DeadLettered,
+}
+
+/// One journal line, as stored and as shown in a trace timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(skip)]
+    pub at_ms: i64,
+    /// The event's offset in its bus.
+    pub offset: u64,
+    pub stage: Stage,
+    pub rule: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+pub struct Journal {
+    log: Arc<SegmentedLog>,
+    tx: mpsc::Sender<NewRecord>,
+}
+
+impl Journal {
+    pub fn open(dir: &Path) -> Result<Journal, LogError> {
+        let options = SegmentedOptions {
+            // Many lines share one event id; none is a duplicate.
+            log: LogOptions { dedup_window_ms: 0 },
+            ..SegmentedOptions::default()
+        };
+        let log = Arc::new(SegmentedLog::open(dir, options)?);
+        let (tx, mut rx) = mpsc::channel::<NewRecord>(16_384);
+        let writer = log.clone();
+        tokio::spawn(async move {
+            // Batch whatever is waiting into one append (one fsync for all of it).
+            let mut batch = Vec::with_capacity(1024);
+            while rx.recv_many(&mut batch, 1024).await > 0 {
+                if let Err(e) = writer.append(std::mem::take(&mut batch)).await {
+                    tracing::error!(error = %e, "writing the delivery journal failed");
+                }
+            }
+        });
+        Ok(Journal { log, tx })
+    }
+
+    /// Records one entry for the event `(source, id)`.
+    pub async fn record(&self, source: &str, id: &str, entry: Entry) {
+        let payload = match serde_json::to_vec(&entry) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "journal entry not serialisable");
+                return;
+            }
+        };
+        let record = NewRecord {
+            source: source.to_owned(),
+            id: id.to_owned(),
+            received_at_ms: entry.at_ms,
+            payload,
+            matched_rules: Vec::new(),
+        };
+        if self.tx.send(record).await.is_err() {
+            tracing::warn!("delivery journal is closed; entry dropped");
+        }
+    }
+
+    /// Every entry about the event at `offset` with this id and source, oldest first.
+    pub async fn entries(
+        &self,
+        source: &str,
+        id: &str,
+        offset: u64,
+    ) -> Result<Vec<Entry>, LogError> {
+        let mut out: Vec<Entry> = self
+            .log
+            .find(id, Some(source))
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let mut e: Entry = serde_json::from_slice(&r.payload).ok()?;
+                e.at_ms = r.received_at_ms;
+                (e.offset == offset).then_some(e)
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    pub async fn remove_before(&self, cutoff_ms: i64) -> Result<u64, LogError> {
+        self.log.remove_before(cutoff_ms).await
+    }
+
+    pub async fn close(&self) -> Result<(), LogError> {
+        self.log.close().await
+    }
+}

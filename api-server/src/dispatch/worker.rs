@@ -1,0 +1,542 @@
+//! A subscription's worker: a bounded window of deliveries, each tried, retried under the
+//! target's policy, and resolved as delivered or dead-lettered; every step journaled.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use switchyard_targets::{Decision, Delivered, Delivery, DeliveryError, Target};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::journal::{Entry, Stage};
+use super::subscription::{Inbox, Sub, WINDOW};
+use super::{BusDispatch, Event, until_set};
+use crate::app::{AppState, now_ms};
+use crate::meta::DeadLetter;
+use crate::metrics::DeliveryLabels;
+
+struct Task {
+    event: Arc<Event>,
+    attempts: u32,
+    /// The transformed payload, computed once.
+    payload: Option<Value>,
+    partition_key: Option<String>,
+    /// The dead letter this task retries, removed once the task resolves.
+    redrive: Option<i64>,
+}
+
+type Outcome = (u64, Result<Delivered, DeliveryError>, Duration);
+
+pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
+    let Inbox {
+        events: mut rx,
+        mut redrives,
+    } = inbox;
+    let mut w = Worker {
+        state,
+        dispatch,
+        window: BTreeMap::new(),
+        ready: VecDeque::new(),
+        timers: BTreeSet::new(),
+        busy_keys: HashSet::new(),
+        inflight: JoinSet::new(),
+        next_allowed: Instant::now(),
+        sub,
+    };
+    let mut stopped = w.sub.stopped();
+    loop {
+        w.publish_cursor(&rx);
+        w.start_ready();
+        let catching_up = !w.sub.is_attached() && rx.is_empty() && w.window.len() < WINDOW;
+        let next_timer = w.timers.first().map(|(at, _)| *at);
+        let rate_wait =
+            (!w.ready.is_empty() && w.next_allowed > Instant::now()).then_some(w.next_allowed);
+        tokio::select! {
+            biased;
+            _ = until_set(&mut stopped) => break,
+            Some(done) = w.inflight.join_next(), if !w.inflight.is_empty() => {
+                if let Ok(outcome) = done {
+                    w.resolve(outcome).await;
+                }
+            }
+            Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
+            Some((event, id)) = redrives.recv() => w.admit(event, Some(id)).await,
+            _ = sleep_until(next_timer), if next_timer.is_some() => w.fire_timers(),
+            _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
+            _ = std::future::ready(()), if catching_up => w.catch_up().await,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    // Drain: let deliveries in flight finish (targets bound them with their timeouts) and
+    // record their outcomes, so the saved cursor covers them.
+    while let Some(done) = w.inflight.join_next().await {
+        if let Ok(outcome) = done {
+            w.resolve(outcome).await;
+        }
+    }
+    w.publish_cursor(&rx);
+    w.sub.mark_finished();
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+struct Worker {
+    state: Arc<AppState>,
+    dispatch: Arc<BusDispatch>,
+    sub: Arc<Sub>,
+    /// Offset → task, for every unresolved delivery this worker holds.
+    window: BTreeMap<u64, Task>,
+    /// Offsets due for an attempt, oldest first.
+    ready: VecDeque<u64>,
+    /// (due, offset) of scheduled retries.
+    timers: BTreeSet<(Instant, u64)>,
+    /// Partition keys with a delivery in flight or waiting to retry.
+    busy_keys: HashSet<String>,
+    inflight: JoinSet<Outcome>,
+    next_allowed: Instant,
+}
+
+impl Worker {
+    fn labels(&self, outcome: &str) -> DeliveryLabels {
+        DeliveryLabels {
+            bus: self.dispatch.bus.clone(),
+            rule: self.sub.spec.rule.clone(),
+            target: self.sub.spec.target_id.clone(),
+            outcome: outcome.to_owned(),
+        }
+    }
+
+    /// Everything below the oldest unresolved delivery is resolved.
+    fn publish_cursor(&self, rx: &mpsc::Receiver<Arc<Event>>) {
+        let cursor = if let Some((&oldest, _)) = self.window.first_key_value() {
+            oldest
+        } else if self.sub.is_attached() {
+            // Read the scanner's mark before looking at the channel: whatever it offered
+            // before setting the mark is either in the channel or already taken.
+            let scanned = self.sub.scanned();
+            if !rx.is_empty() {
+                return;
+            }
+            scanned
+        } else {
+            if !rx.is_empty() {
+                return;
+            }
+            self.sub.resume_from()
+        };
+        self.sub.set_cursor(cursor);
+    }
+
+    /// Takes an event into the window; `redrive` is the dead letter it comes back from.
+    async fn admit(&mut self, event: Arc<Event>, redrive: Option<i64>) {
+        let offset = event.record.offset;
+        if (redrive.is_none() && offset < self.sub.start()) || self.window.contains_key(&offset) {
+            return;
+        }
+        let payload = match &self.sub.spec.transform {
+            None => None,
+            Some(t) => match t.apply(&event.value, None) {
+                Ok(p) => {
+                    self.journal(&event, Entry::new(offset, Stage::Transformed))
+                        .await;
+                    Some(p)
+                }
+                Err(e) => {
+                    let task = Task {
+                        event,
+                        attempts: 0,
+                        payload: None,
+                        partition_key: None,
+                        redrive,
+                    };
+                    self.dead_letter(offset, task, format!("transform failed: {e}"))
+                        .await;
+                    return;
+                }
+            },
+        };
+        let partition_key = self
+            .sub
+            .spec
+            .partition
+            .then(|| {
+                event
+                    .value
+                    .get("partitionkey")
+                    .map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_owned))
+            })
+            .flatten();
+        self.window.insert(
+            offset,
+            Task {
+                event,
+                attempts: 0,
+                payload,
+                partition_key,
+                redrive,
+            },
+        );
+        self.ready.push_back(offset);
+    }
+
+    /// Starts attempts while concurrency, partition order and the rate limit allow.
+    fn start_ready(&mut self) {
+        let mut waiting = VecDeque::new();
+        while self.inflight.len() < self.sub.spec.concurrency {
+            let Some(offset) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(task) = self.window.get(&offset) else {
+                continue;
+            };
+            if let Some(key) = task.partition_key.clone() {
+                // One at a time per key, oldest first: a younger one waits for the older.
+                let older_pending = self
+                    .window
+                    .range(..offset)
+                    .any(|(_, t)| t.partition_key.as_ref() == Some(&key));
+                if older_pending || self.busy_keys.contains(&key) {
+                    waiting.push_back(offset);
+                    continue;
+                }
+            }
+            if let Some(rate) = self.sub.spec.rate_limit_per_second {
+                let now = Instant::now();
+                if self.next_allowed > now {
+                    waiting.push_back(offset);
+                    break;
+                }
+                self.next_allowed =
+                    now.max(self.next_allowed) + Duration::from_secs_f64(1.0 / f64::from(rate));
+            }
+            let Some(task) = self.window.get_mut(&offset) else {
+                continue;
+            };
+            task.attempts += 1;
+            if let Some(key) = &task.partition_key {
+                self.busy_keys.insert(key.clone());
+            }
+            let target = self.sub.spec.target.clone();
+            let event = task.event.clone();
+            let payload = task.payload.clone();
+            let attempt = task.attempts;
+            let delivery_id = format!(
+                "{}:{}:{}:{}",
+                self.dispatch.bus, offset, self.sub.spec.rule, self.sub.spec.target_id
+            );
+            self.inflight.spawn(async move {
+                let started = Instant::now();
+                let result = target
+                    .deliver(Delivery {
+                        event_json: &event.record.payload,
+                        event: &event.value,
+                        payload: payload.as_ref(),
+                        delivery_id: &delivery_id,
+                        attempt,
+                    })
+                    .await;
+                (offset, result, started.elapsed())
+            });
+        }
+        while let Some(o) = waiting.pop_back() {
+            self.ready.push_front(o);
+        }
+    }
+
+    async fn resolve(&mut self, (offset, result, latency): Outcome) {
+        let Some(task) = self.window.get(&offset) else {
+            return;
+        };
+        let event = task.event.clone();
+        let attempts = task.attempts;
+        if let Some(key) = &task.partition_key {
+            self.busy_keys.remove(key);
+        }
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        self.state
+            .metrics
+            .delivery_latency
+            .observe(latency.as_secs_f64());
+        let mut entry = Entry::new(offset, Stage::Attempt);
+        entry.attempt = Some(attempts);
+        entry.latency_ms = Some((latency_ms * 1000.0).round() / 1000.0);
+        match result {
+            Ok(delivered) => {
+                entry.status = delivered.status;
+                self.journal(&event, entry).await;
+                let mut done = Entry::new(offset, Stage::Delivered);
+                done.attempt = Some(attempts);
+                done.status = delivered.status;
+                self.journal(&event, done).await;
+                self.state
+                    .metrics
+                    .deliveries
+                    .get_or_create(&self.labels("delivered"))
+                    .inc();
+                if let Some(task) = self.window.remove(&offset) {
+                    self.forget_dead_letter(task.redrive).await;
+                }
+            }
+            Err(error) => {
+                entry.status = error.status;
+                entry.error = Some(error.message.clone());
+                self.journal(&event, entry).await;
+                let age_ms = now_ms().saturating_sub(event.record.received_at_ms).max(0);
+                let age = Duration::from_millis(age_ms as u64);
+                match self
+                    .sub
+                    .spec
+                    .policy
+                    .decide(attempts, age, &error, fastrand::f64())
+                {
+                    Decision::RetryAfter(delay) => {
+                        self.state
+                            .metrics
+                            .deliveries
+                            .get_or_create(&self.labels("failed"))
+                            .inc();
+                        let mut e = Entry::new(offset, Stage::RetryScheduled);
+                        e.attempt = Some(attempts);
+                        e.retry_in_ms = Some(delay.as_millis() as u64);
+                        self.journal(&event, e).await;
+                        if let Some(key) = self
+                            .window
+                            .get(&offset)
+                            .and_then(|t| t.partition_key.clone())
+                        {
+                            self.busy_keys.insert(key);
+                        }
+                        self.timers.insert((Instant::now() + delay, offset));
+                    }
+                    Decision::GiveUp(reason) => {
+                        if let Some(task) = self.window.remove(&offset) {
+                            self.dead_letter(offset, task, reason).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, offset)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(key) = self
+                .window
+                .get(&offset)
+                .and_then(|t| t.partition_key.clone())
+            {
+                self.busy_keys.remove(&key);
+            }
+            // Retries go first: they are the oldest work.
+            self.ready.push_front(offset);
+        }
+    }
+
+    /// Detached: read the log directly from where the scanner stopped offering to us.
+    async fn catch_up(&mut self) {
+        let from = self.sub.resume_from();
+        let records = match self.dispatch.log.read(from, WINDOW).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "catch-up read failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        if records.is_empty() {
+            self.dispatch.try_attach(&self.sub, from).await;
+            return;
+        }
+        let mut next = from;
+        for record in records {
+            if self.window.len() >= WINDOW {
+                break;
+            }
+            next = record.offset + 1;
+            if record
+                .matched_rules
+                .iter()
+                .any(|r| *r == self.sub.spec.rule)
+            {
+                let value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
+                self.admit(Arc::new(Event { record, value }), None).await;
+            }
+        }
+        self.sub.resume_from_set(next);
+        self.dispatch.try_attach(&self.sub, next).await;
+    }
+
+    async fn forget_dead_letter(&self, id: Option<i64>) {
+        if let Some(id) = id
+            && let Err(e) = self.state.meta.delete_dead_letter(id).await
+        {
+            tracing::error!(error = %e, "removing a redriven dead letter failed");
+        }
+    }
+
+    async fn dead_letter(&mut self, offset: u64, task: Task, reason: String) {
+        self.forget_dead_letter(task.redrive).await;
+        let event = task.event;
+        if let Some(key) = &task.partition_key {
+            self.busy_keys.remove(key);
+        }
+        self.state
+            .metrics
+            .deliveries
+            .get_or_create(&self.labels("dead_lettered"))
+            .inc();
+        let dl = DeadLetter {
+            id: 0,
+            bus: self.dispatch.bus.clone(),
+            event_offset: offset,
+            event: String::from_utf8_lossy(&event.record.payload).into_owned(),
+            rule: self.sub.spec.rule.clone(),
+            target: self.sub.spec.target_id.clone(),
+            attempts: task.attempts,
+            last_error: reason.clone(),
+            at_ms: now_ms(),
+        };
+        if let Err(e) = self.state.meta.insert_dead_letter(&dl).await {
+            tracing::error!(error = %e, "recording a dead letter failed");
+        }
+        let mut entry = Entry::new(offset, Stage::DeadLettered);
+        entry.attempt = Some(task.attempts);
+        entry.error = Some(reason.clone());
+        self.journal(&event, entry).await;
+        if let Some(dlq) = &self.sub.spec.dead_letter_bus {
+            let copy = dead_letter_copy(
+                &event.value,
+                &reason,
+                task.attempts,
+                &self.sub.spec.rule,
+                &self.sub.spec.target_id,
+            );
+            if let Err(e) = publish_json(&self.state, dlq, copy).await {
+                tracing::warn!(bus = %dlq, error = %e.message, "publishing to the dead-letter bus failed");
+            }
+        }
+    }
+
+    async fn journal(&self, event: &Event, mut entry: Entry) {
+        entry.rule = self.sub.spec.rule.clone();
+        entry.target = self.sub.spec.target_id.clone();
+        entry.at_ms = now_ms();
+        self.dispatch
+            .journal
+            .record(&event.record.source, &event.record.id, entry)
+            .await;
+    }
+}
+
+impl Entry {
+    fn new(offset: u64, stage: Stage) -> Entry {
+        Entry {
+            at_ms: 0,
+            offset,
+            stage,
+            rule: String::new(),
+            target: String::new(),
+            attempt: None,
+            status: None,
+            latency_ms: None,
+            error: None,
+            retry_in_ms: None,
+        }
+    }
+}
+
+/// The event as sent to a dead-letter bus: the original plus why it was given up on.
+fn dead_letter_copy(event: &Value, reason: &str, attempts: u32, rule: &str, target: &str) -> Value {
+    let mut copy = event.clone();
+    if let Some(obj) = copy.as_object_mut() {
+        obj.insert("deadletterreason".into(), Value::from(reason));
+        obj.insert("deliveryattempts".into(), Value::from(attempts));
+        obj.insert("rulename".into(), Value::from(rule));
+        obj.insert("targetid".into(), Value::from(target));
+    }
+    copy
+}
+
+/// Publishes one event (as JSON) onto a bus of this server, through the normal ingest path.
+async fn publish_json(state: &AppState, bus: &str, event: Value) -> Result<(), DeliveryError> {
+    let target_bus = state
+        .buses
+        .get(bus)
+        .ok_or_else(|| DeliveryError::permanent(format!("bus {bus:?} does not exist")))?;
+    let json = serde_json::to_vec(&event).map_err(|e| DeliveryError::permanent(e.to_string()))?;
+    let parsed =
+        switchyard_core::cloudevent::parse_structured(&json, &state.limits).map_err(|e| {
+            DeliveryError::permanent(format!("not a valid CloudEvent for bus {bus}: {e}"))
+        })?;
+    crate::ingest::append(state, &target_bus, vec![parsed])
+        .await
+        .map_err(|e| DeliveryError::retryable(format!("appending to bus {bus}: {e}")))?;
+    Ok(())
+}
+
+/// Extension that counts bus-to-bus hops, against forwarding loops.
+const HOPS: &str = "switchyardhops";
+const MAX_HOPS: u64 = 8;
+
+/// The `bus` target: forwards the (transformed) event to another bus of this server.
+pub struct BusTarget {
+    state: std::sync::Weak<AppState>,
+    bus: String,
+}
+
+impl BusTarget {
+    pub fn new(state: &AppState, bus: &str) -> BusTarget {
+        BusTarget {
+            state: state.me.clone(),
+            bus: bus.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Target for BusTarget {
+    async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
+        let state = self
+            .state
+            .upgrade()
+            .ok_or_else(|| DeliveryError::retryable("server shutting down"))?;
+        let mut event = match d.payload {
+            // A transform that produced a CloudEvent forwards that; anything else becomes
+            // the data of the original event.
+            Some(p) if p.get("specversion").is_some() => p.clone(),
+            Some(p) => {
+                let mut e = d.event.clone();
+                if let Some(obj) = e.as_object_mut() {
+                    obj.remove("data_base64");
+                    obj.insert("data".into(), p.clone());
+                    obj.insert("datacontenttype".into(), Value::from("application/json"));
+                }
+                e
+            }
+            None => d.event.clone(),
+        };
+        let hops = event.get(HOPS).and_then(Value::as_u64).unwrap_or(0) + 1;
+        if hops > MAX_HOPS {
+            return Err(DeliveryError::permanent(format!(
+                "forwarding loop: the event has crossed {MAX_HOPS} buses already"
+            )));
+        }
+        if let Some(obj) = event.as_object_mut() {
+            obj.insert(HOPS.into(), Value::from(hops));
+        }
+        publish_json(&state, &self.bus, event).await?;
+        Ok(Delivered { status: None })
+    }
+}

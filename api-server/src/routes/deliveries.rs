@@ -1,0 +1,290 @@
+//! Where events went: the trace of one event, and the dead letters of a bus.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use switchyard_core::ErrorKind;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::buses::find_bus;
+use super::events::{EventRecord, GetParams, format_ms, json_response, lookup, to_record};
+use super::extract::{ApiJson, ApiQuery};
+use crate::app::AppState;
+use crate::dispatch::journal::Entry;
+use crate::error::{ApiError, ApiResult};
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(trace))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(redrive))
+}
+
+/// One step of an event's life.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Step<'a> {
+    at: String,
+    /// `received`, `stored`, `matched`, `transformed`, `attempt`, `retry_scheduled`,
+    /// `delivered` or `dead_lettered`.
+    stage: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_ms: Option<u64>,
+}
+
+impl<'a> Step<'a> {
+    fn at(at_ms: i64, stage: &'static str) -> Step<'a> {
+        Step {
+            at: format_ms(at_ms),
+            stage,
+            offset: None,
+            rule: None,
+            target: None,
+            attempt: None,
+            status: None,
+            latency_ms: None,
+            error: None,
+            retry_in_ms: None,
+        }
+    }
+
+    fn from_entry(e: &'a Entry) -> Step<'a> {
+        let stage = match e.stage {
+            crate::dispatch::journal::Stage::Transformed => "transformed",
+            crate::dispatch::journal::Stage::Attempt => "attempt",
+            crate::dispatch::journal::Stage::RetryScheduled => "retry_scheduled",
+            crate::dispatch::journal::Stage::Delivered => "delivered",
+            crate::dispatch::journal::Stage::DeadLettered => "dead_lettered",
+        };
+        Step {
+            rule: Some(&e.rule),
+            target: Some(&e.target),
+            attempt: e.attempt,
+            status: e.status,
+            latency_ms: e.latency_ms,
+            error: e.error.as_deref(),
+            retry_in_ms: e.retry_in_ms,
+            ..Step::at(e.at_ms, stage)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Trace<'a> {
+    event: EventRecord<'a>,
+    timeline: Vec<Step<'a>>,
+}
+
+/// Everything that happened to one event, in time order.
+#[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}/trace", tag = "events",
+    params(("bus" = String, Path), ("id" = String, Path), GetParams),
+    responses((status = 200, body = Trace), (status = 404), (status = 409)))]
+async fn trace(
+    State(state): State<Arc<AppState>>,
+    Path((bus, id)): Path<(String, String)>,
+    ApiQuery(params): ApiQuery<GetParams>,
+) -> ApiResult<Response> {
+    let bus = find_bus(&state, &bus)?;
+    let record = lookup(&bus, &id, params.source.as_deref()).await?;
+    let entries = bus
+        .dispatch
+        .journal
+        .entries(&record.source, &record.id, record.offset)
+        .await?;
+    let at = record.received_at_ms;
+    let mut timeline = vec![
+        Step::at(at, "received"),
+        Step {
+            offset: Some(record.offset),
+            ..Step::at(at, "stored")
+        },
+    ];
+    timeline.extend(record.matched_rules.iter().map(|r| Step {
+        rule: Some(r),
+        ..Step::at(at, "matched")
+    }));
+    timeline.extend(entries.iter().map(Step::from_entry));
+    json_response(&Trace {
+        event: to_record(&record)?,
+        timeline,
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterParams {
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterOut<'a> {
+    id: String,
+    #[schema(value_type = Object)]
+    event: &'a RawValue,
+    rule: &'a str,
+    target: &'a str,
+    attempts: u32,
+    last_error: &'a str,
+    at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterPage<'a> {
+    dead_letters: Vec<DeadLetterOut<'a>>,
+    next_cursor: Option<String>,
+}
+
+/// Deliveries given up on, newest first.
+#[utoipa::path(get, path = "/v1/buses/{bus}/dead-letters", tag = "deliveries",
+    params(("bus" = String, Path), DeadLetterParams),
+    responses((status = 200, body = DeadLetterPage), (status = 404)))]
+async fn list_dead_letters(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    ApiQuery(params): ApiQuery<DeadLetterParams>,
+) -> ApiResult<Response> {
+    let bus = find_bus(&state, &bus)?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to 1000, got {limit}"),
+        ));
+    }
+    let before = match params.cursor.as_deref() {
+        None => i64::MAX,
+        Some(c) => c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                format!("cursor {c:?} is not one this API gave out"),
+            )
+        })?,
+    };
+    let letters = state
+        .meta
+        .list_dead_letters(&bus.settings.name, before, limit + 1)
+        .await?;
+    let more = letters.len() as i64 > limit;
+    let shown = &letters[..letters.len().min(limit as usize)];
+    let dead_letters = shown
+        .iter()
+        .map(|d| {
+            Ok(DeadLetterOut {
+                id: d.id.to_string(),
+                event: serde_json::from_str(&d.event).map_err(ApiError::internal)?,
+                rule: &d.rule,
+                target: &d.target,
+                attempts: d.attempts,
+                last_error: &d.last_error,
+                at: format_ms(d.at_ms),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let next_cursor = if more {
+        shown.last().map(|d| d.id.to_string())
+    } else {
+        None
+    };
+    json_response(&DeadLetterPage {
+        dead_letters,
+        next_cursor,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveIn {
+    /// Dead letters to try again.
+    #[serde(default)]
+    ids: Vec<String>,
+    /// Try every dead letter of the bus again.
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedriveOut {
+    /// Handed back to their targets; each leaves the list once delivered, or comes back
+    /// with its new error.
+    redriven: usize,
+    /// Ids that are not dead letters of this bus.
+    not_found: Vec<String>,
+    /// Ids whose rule or target no longer exists.
+    no_target: Vec<String>,
+}
+
+/// Hands dead letters back to their targets.
+#[utoipa::path(post, path = "/v1/buses/{bus}/dead-letters/redrive", tag = "deliveries", request_body = RedriveIn,
+    params(("bus" = String, Path)),
+    responses((status = 200, body = RedriveOut), (status = 404), (status = 422)))]
+async fn redrive(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    ApiJson(body): ApiJson<RedriveIn>,
+) -> ApiResult<axum::Json<RedriveOut>> {
+    let bus = find_bus(&state, &bus)?;
+    if body.all != body.ids.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_field",
+            "give either \"ids\" (a non-empty list) or \"all\": true",
+        ));
+    }
+    let mut not_found = Vec::new();
+    let letters = if body.all {
+        state
+            .meta
+            .list_dead_letters(&bus.settings.name, i64::MAX, i64::MAX)
+            .await?
+    } else {
+        let mut ids = Vec::new();
+        for id in &body.ids {
+            match id.parse::<i64>() {
+                Ok(n) => ids.push(n),
+                Err(_) => not_found.push(id.clone()),
+            }
+        }
+        let found = state
+            .meta
+            .get_dead_letters(&bus.settings.name, &ids)
+            .await?;
+        not_found.extend(
+            ids.iter()
+                .filter(|i| !found.iter().any(|d| d.id == **i))
+                .map(i64::to_string),
+        );
+        found
+    };
+    let total = letters.len();
+    let no_target: Vec<String> = bus
+        .dispatch
+        .redrive(letters)
+        .iter()
+        .map(i64::to_string)
+        .collect();
+    Ok(axum::Json(RedriveOut {
+        redriven: total - no_target.len(),
+        not_found,
+        no_target,
+    }))
+}

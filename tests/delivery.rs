@@ -1,0 +1,388 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::receiver::{Answer, Receiver, eventually, status};
+use crate::support::{Backend, Server, event};
+
+const ALLOW_LOOPBACK: &[&str] = &["--target-allow-cidr", "127.0.0.0/8"];
+
+fn http_rule(url: &str, extra: Value) -> Value {
+    let mut target = json!({"id": "hook", "kind": "http", "http": {"url": url},
+                            "retry": {"initial_backoff_ms": 20, "max_backoff_ms": 200}});
+    if let (Some(t), Some(e)) = (target.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            t.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"pattern": {"source": ["/tests"]}, "targets": [target]})
+}
+
+/// The timeline's (stage, status) pairs, once `done` stage is present.
+async fn timeline(s: &Server, id: &str, done: &str) -> Vec<(String, Option<u64>)> {
+    let path = format!("/v1/buses/default/events/{id}/trace");
+    eventually(Duration::from_secs(10), || async {
+        let t = s.call(Method::GET, &path, None, 200).await;
+        let steps: Vec<(String, Option<u64>)> = t["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| {
+                (
+                    st["stage"].as_str().unwrap().to_owned(),
+                    st["status"].as_u64(),
+                )
+            })
+            .collect();
+        steps
+            .iter()
+            .any(|(stage, _)| stage == done)
+            .then_some(steps)
+    })
+    .await
+}
+
+fn st(stage: &str, status: Option<u64>) -> (String, Option<u64>) {
+    (stage.to_owned(), status)
+}
+
+#[tokio::test]
+async fn fails_twice_then_succeeds_with_three_attempts_in_the_trace() {
+    let rx = Receiver::start(vec![status(500), status(503)]).await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    s.call(
+        Method::PUT,
+        "/v1/buses/default/rules/r",
+        Some(http_rule(&rx.url, json!({}))),
+        201,
+    )
+    .await;
+    s.publish("default", &event("e1", json!({"n": 1}))).await;
+    let got = rx.wait_for(3, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.json()["id"] == "e1"));
+    assert_eq!(
+        got[0].header("content-type"),
+        "application/cloudevents+json"
+    );
+    assert_eq!(
+        timeline(&s, "e1", "delivered").await,
+        [
+            st("received", None),
+            st("stored", None),
+            st("matched", None),
+            st("attempt", Some(500)),
+            st("retry_scheduled", None),
+            st("attempt", Some(503)),
+            st("retry_scheduled", None),
+            st("attempt", Some(200)),
+            st("delivered", Some(200)),
+        ]
+    );
+    let metrics = s
+        .send(s.client.get(format!("{}/metrics", s.base)))
+        .await
+        .text();
+    let line = "switchyard_deliveries_total{bus=\"default\",rule=\"r\",target=\"hook\",outcome=\"failed\"} 2\n";
+    assert!(metrics.contains(line), "{metrics}");
+    assert!(
+        metrics.contains("switchyard_delivery_latency_seconds_count 3\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn client_errors_dead_letter_at_once_and_redrive_delivers() {
+    let rx = Receiver::start(vec![status(400)]).await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    s.call(Method::PUT, "/v1/buses/dlq", None, 201).await;
+    let rule = http_rule(&rx.url, json!({"dead_letter": {"bus": "dlq"}}));
+    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(rule), 201)
+        .await;
+    s.publish("default", &event("bad", json!({"n": 1}))).await;
+    assert_eq!(
+        timeline(&s, "bad", "dead_lettered").await,
+        [
+            st("received", None),
+            st("stored", None),
+            st("matched", None),
+            st("attempt", Some(400)),
+            st("dead_lettered", None)
+        ]
+    );
+    let dls = s
+        .call(Method::GET, "/v1/buses/default/dead-letters", None, 200)
+        .await;
+    let dl = &dls["dead_letters"][0];
+    assert_eq!(dls["dead_letters"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            dl["rule"].clone(),
+            dl["target"].clone(),
+            dl["attempts"].clone()
+        ),
+        (json!("r"), json!("hook"), json!(1))
+    );
+    assert_eq!(dl["last_error"], "not retryable: HTTP 400: scripted");
+    assert_eq!(dl["event"]["id"], "bad");
+    // The copy on the dead-letter bus says why.
+    let copy = eventually(Duration::from_secs(5), || async {
+        let page = s.call(Method::GET, "/v1/buses/dlq/events", None, 200).await;
+        page["events"].as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(copy["event"]["id"], "bad");
+    assert_eq!(
+        copy["event"]["deadletterreason"],
+        "not retryable: HTTP 400: scripted"
+    );
+    assert_eq!(copy["event"]["deliveryattempts"], 1);
+    assert_eq!(copy["event"]["rulename"], "r");
+    assert_eq!(copy["event"]["targetid"], "hook");
+    // The receiver is fixed: redrive, and the dead letter goes away once delivered.
+    let id = dl["id"].as_str().unwrap().to_owned();
+    let out = s
+        .call(
+            Method::POST,
+            "/v1/buses/default/dead-letters/redrive",
+            Some(json!({"ids": [id, "999"]})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        out,
+        json!({"redriven": 1, "not_found": ["999"], "no_target": []})
+    );
+    rx.wait_for(2, Duration::from_secs(10)).await;
+    eventually(Duration::from_secs(5), || async {
+        let dls = s
+            .call(Method::GET, "/v1/buses/default/dead-letters", None, 200)
+            .await;
+        dls["dead_letters"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let bad = s
+        .send(
+            s.request(Method::POST, "/v1/buses/default/dead-letters/redrive")
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let rx = Receiver::start(vec![Answer {
+        status: 429,
+        retry_after: Some(1),
+        delay: Duration::ZERO,
+    }])
+    .await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    s.call(
+        Method::PUT,
+        "/v1/buses/default/rules/r",
+        Some(http_rule(&rx.url, json!({}))),
+        201,
+    )
+    .await;
+    s.publish("default", &event("slow", json!(1))).await;
+    let got = rx.wait_for(2, Duration::from_secs(10)).await;
+    let gap = got[1].at - got[0].at;
+    // The backoff alone would be at most 20 ms; Retry-After asked for a second.
+    assert!(
+        gap >= Duration::from_millis(1000),
+        "second attempt after {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn signatures_verify_with_an_independent_implementation() {
+    let rx = Receiver::start(vec![]).await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rule = http_rule(&rx.url, json!({}));
+    let mut rule = rule;
+    rule["targets"][0]["http"]["signing_secret"] = json!(secret);
+    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(rule), 201)
+        .await;
+    s.publish("default", &event("signed", json!({"amount": 5})))
+        .await;
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    let r = &got[0];
+    // Python's hmac, hashlib and base64: not our code.
+    let script = r#"
+import base64, hashlib, hmac, sys
+secret, msg_id, ts, sig, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.stdin.buffer.read()
+key = base64.b64decode(secret.split("_", 1)[1])
+expected = base64.b64encode(hmac.new(key, msg_id.encode() + b"." + ts.encode() + b"." + body, hashlib.sha256).digest()).decode()
+print("valid" if any(s.split(",", 1)[1] == expected for s in sig.split(" ")) else "invalid")
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            secret,
+            &r.header("webhook-id"),
+            &r.header("webhook-timestamp"),
+            &r.header("webhook-signature"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the independent signature check");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(&r.body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
+    assert!(r.header("webhook-id").starts_with("default:0:r:hook"));
+}
+
+#[tokio::test]
+async fn internal_targets_are_refused_without_an_allowance() {
+    let rx = Receiver::start(vec![]).await;
+    let s = Server::start(Backend::Sqlite).await;
+    s.call(
+        Method::PUT,
+        "/v1/buses/default/rules/r",
+        Some(http_rule(&rx.url, json!({}))),
+        201,
+    )
+    .await;
+    s.publish("default", &event("inside", json!(1))).await;
+    timeline(&s, "inside", "dead_lettered").await;
+    let dls = s
+        .call(Method::GET, "/v1/buses/default/dead-letters", None, 200)
+        .await;
+    let err = dls["dead_letters"][0]["last_error"].as_str().unwrap();
+    assert!(err.contains("refused to connect to 127.0.0.1"), "{err}");
+    assert!(rx.received().is_empty());
+}
+
+#[tokio::test]
+async fn bus_targets_forward_and_stop_loops() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.call(Method::PUT, "/v1/buses/audit", None, 201).await;
+    let forward = json!({"pattern": {"type": ["test.event"]}, "targets": [{"id": "copy", "kind": "bus", "bus": "audit"}]});
+    s.call(
+        Method::PUT,
+        "/v1/buses/default/rules/fwd",
+        Some(forward),
+        201,
+    )
+    .await;
+    // A rule on "audit" that forwards a renamed copy back into "audit": a loop (renamed, so
+    // dedup does not stop it), cut once the event has crossed 8 buses.
+    let template = r#"{"specversion": "1.0", "id": "{{id}}-x", "source": "/tests", "type": "test.event", "switchyardhops": {{{hops}}}}"#;
+    let back = json!({"pattern": {"type": ["test.event"]}, "targets": [{"id": "again", "kind": "bus", "bus": "audit",
+                      "transform": {"kind": "template", "vars": {"id": "$.id", "hops": "$.switchyardhops"}, "template": template}}]});
+    s.call(Method::PUT, "/v1/buses/audit/rules/loop", Some(back), 201)
+        .await;
+    s.publish("default", &event("fw", json!({"n": 1}))).await;
+    let dl = eventually(Duration::from_secs(10), || async {
+        let dls = s
+            .call(Method::GET, "/v1/buses/audit/dead-letters", None, 200)
+            .await;
+        dls["dead_letters"].as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert!(
+        dl["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("forwarding loop"),
+        "{dl}"
+    );
+    assert_eq!(dl["event"]["id"], "fw-x-x-x-x-x-x-x");
+    let fwd = s
+        .call(Method::GET, "/v1/buses/audit/events/fw", None, 200)
+        .await;
+    assert_eq!(fwd["event"]["switchyardhops"], 1);
+    // fw (1 hop) and seven renamed copies (2 to 8 hops); the ninth hop was refused.
+    assert_eq!(
+        s.call(Method::GET, "/v1/buses/audit", None, 200).await["events"],
+        8
+    );
+}
+
+#[tokio::test]
+async fn partition_order_holds_under_concurrency() {
+    let rx = Receiver::start(vec![]).await;
+    rx.set_fallback(Answer {
+        status: 200,
+        retry_after: None,
+        delay: Duration::from_millis(3),
+    });
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let rule = http_rule(&rx.url, json!({"ordering": "partition", "concurrency": 16}));
+    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(rule), 201)
+        .await;
+    let events: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut e = event(&format!("o{i}"), json!({"seq": i}));
+            e["partitionkey"] = json!(format!("k{}", i % 4));
+            e
+        })
+        .collect();
+    s.publish_batch("default", &events).await;
+    let got = rx.wait_for(60, Duration::from_secs(20)).await;
+    let mut per_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &got {
+        let e = r.json();
+        per_key
+            .entry(e["partitionkey"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(e["data"]["seq"].as_u64().unwrap());
+    }
+    for (key, seqs) in &per_key {
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(seqs, &sorted, "key {key} out of order");
+        assert_eq!(seqs.len(), 15);
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_backlog_loses_no_delivery() {
+    // The receiver is down (503) while events pile up; the server is killed; the receiver
+    // recovers; after restart every event arrives.
+    let rx = Receiver::start(vec![]).await;
+    rx.set_fallback(status(503));
+    let mut s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    s.call(
+        Method::PUT,
+        "/v1/buses/default/rules/r",
+        Some(http_rule(&rx.url, json!({}))),
+        201,
+    )
+    .await;
+    for chunk in 0..6 {
+        let batch: Vec<Value> = (0..50)
+            .map(|i| event(&format!("k{chunk}-{i}"), json!(i)))
+            .collect();
+        assert_eq!(s.publish_batch("default", &batch).await.status, 200);
+    }
+    rx.wait_for(100, Duration::from_secs(10)).await;
+    s.kill().await;
+    rx.set_fallback(status(200));
+    s.start_again().await;
+    let want: BTreeSet<String> = (0..6)
+        .flat_map(|c| (0..50).map(move |i| format!("k{c}-{i}")))
+        .collect();
+    eventually(Duration::from_secs(30), || async {
+        let delivered: BTreeSet<String> = rx
+            .received()
+            .iter()
+            .filter(|r| r.at.elapsed() < Duration::from_secs(60))
+            .map(|r| r.json()["id"].as_str().unwrap().to_owned())
+            .collect();
+        want.is_subset(&delivered).then_some(())
+    })
+    .await;
+}
