@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod deliver;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
@@ -29,6 +31,17 @@ enum Command {
     Baseline {
         #[arg(long, default_value = "127.0.0.1:8790")]
         listen: SocketAddr,
+    },
+    /// End-to-end delivery: latency at fixed rates, throughput, fan-out. The server must
+    /// allow loopback targets (`--target-allow-cidr 127.0.0.0/8`).
+    Deliver {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        key: String,
+        /// Seconds per latency phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Load a server and print throughput and latency.
     Publish {
@@ -65,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Baseline { listen } => rt.block_on(baseline(listen)),
+        Command::Deliver { url, key, seconds } => rt.block_on(deliver::run(&url, &key, seconds)),
         Command::Publish {
             url,
             key,
