@@ -386,3 +386,46 @@ async fn sigkill_mid_backlog_loses_no_delivery() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_slow_target_does_not_delay_the_others() {
+    let slow = Receiver::start(vec![]).await;
+    slow.set_fallback(Answer { status: 200, retry_after: None, delay: Duration::from_secs(2) });
+    let fast = Receiver::start(vec![]).await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let mut slow_rule = http_rule(&slow.url, json!({"concurrency": 1}));
+    slow_rule["targets"][0]["id"] = json!("slow");
+    s.call(Method::PUT, "/v1/buses/default/rules/slow", Some(slow_rule), 201).await;
+    s.call(Method::PUT, "/v1/buses/default/rules/fast", Some(http_rule(&fast.url, json!({}))), 201).await;
+    // More events than a subscription's window (256): the slow one must detach.
+    let events: Vec<Value> = (0..600).map(|i| event(&format!("s{i}"), json!(i))).collect();
+    for chunk in events.chunks(200) {
+        assert_eq!(s.publish_batch("default", chunk).await.status, 200);
+    }
+    let started = std::time::Instant::now();
+    fast.wait_for(600, Duration::from_secs(15)).await;
+    // The slow target answers one request per 2 s; the fast one was not held behind it.
+    assert!(slow.received().len() < 10, "slow target got {}", slow.received().len());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let metrics = s.send(s.client.get(format!("{}/metrics", s.base))).await.text();
+    let backlog = metrics
+        .lines()
+        .find(|l| l.starts_with("switchyard_backlog_events{bus=\"default\",rule=\"slow\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let n: u64 = backlog.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 500, "{backlog}");
+}
+
+#[tokio::test]
+async fn rate_limit_spaces_deliveries() {
+    let rx = Receiver::start(vec![]).await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(http_rule(&rx.url, json!({"rate_limit_per_second": 20}))), 201)
+        .await;
+    let events: Vec<Value> = (0..11).map(|i| event(&format!("rl{i}"), json!(i))).collect();
+    s.publish_batch("default", &events).await;
+    let got = rx.wait_for(11, Duration::from_secs(10)).await;
+    let span = got[10].at - got[0].at;
+    // 10 gaps of 50 ms at 20/s.
+    assert!(span >= Duration::from_millis(490), "11 deliveries within {span:?}");
+}

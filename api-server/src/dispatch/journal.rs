@@ -45,7 +45,9 @@ pub struct Entry {
 
 pub struct Journal {
     log: Arc<SegmentedLog>,
-    tx: mpsc::Sender<NewRecord>,
+    /// Taken at close, which ends the writer once it has written what is queued.
+    tx: std::sync::Mutex<Option<mpsc::Sender<NewRecord>>>,
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Journal {
@@ -57,17 +59,21 @@ impl Journal {
         };
         let log = Arc::new(SegmentedLog::open(dir, options)?);
         let (tx, mut rx) = mpsc::channel::<NewRecord>(16_384);
-        let writer = log.clone();
-        tokio::spawn(async move {
+        let sink = log.clone();
+        let writer = tokio::spawn(async move {
             // Batch whatever is waiting into one append (one fsync for all of it).
             let mut batch = Vec::with_capacity(1024);
             while rx.recv_many(&mut batch, 1024).await > 0 {
-                if let Err(e) = writer.append(std::mem::take(&mut batch)).await {
+                if let Err(e) = sink.append(std::mem::take(&mut batch)).await {
                     tracing::error!(error = %e, "writing the delivery journal failed");
                 }
             }
         });
-        Ok(Journal { log, tx })
+        Ok(Journal {
+            log,
+            tx: std::sync::Mutex::new(Some(tx)),
+            writer: std::sync::Mutex::new(Some(writer)),
+        })
     }
 
     /// Records one entry for the event `(source, id)`.
@@ -86,7 +92,12 @@ impl Journal {
             payload,
             matched_rules: Vec::new(),
         };
-        if self.tx.send(record).await.is_err() {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sent = match tx {
+            Some(tx) => tx.send(record).await.is_ok(),
+            None => false,
+        };
+        if !sent {
             tracing::warn!("delivery journal is closed; entry dropped");
         }
     }
@@ -117,7 +128,13 @@ impl Journal {
         self.log.remove_before(cutoff_ms).await
     }
 
+    /// Writes what is queued, then closes the log.
     pub async fn close(&self) -> Result<(), LogError> {
+        drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
         self.log.close().await
     }
 }

@@ -17,6 +17,7 @@ use super::{BusDispatch, Event, until_set};
 use crate::app::{AppState, now_ms};
 use crate::meta::DeadLetter;
 use crate::metrics::DeliveryLabels;
+use prometheus_client::metrics::counter::Counter;
 
 struct Task {
     event: Arc<Event>,
@@ -35,7 +36,25 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
         events: mut rx,
         mut redrives,
     } = inbox;
+    let counter = |outcome: &str| {
+        state
+            .metrics
+            .deliveries
+            .get_or_create(&DeliveryLabels {
+                bus: dispatch.bus.clone(),
+                rule: sub.spec.rule.clone(),
+                target: sub.spec.target_id.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .clone()
+    };
+    let counters = Counters {
+        delivered: counter("delivered"),
+        failed: counter("failed"),
+        dead_lettered: counter("dead_lettered"),
+    };
     let mut w = Worker {
+        counters,
         state,
         dispatch,
         window: BTreeMap::new(),
@@ -87,7 +106,15 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// This subscription's delivery counters, looked up once.
+struct Counters {
+    delivered: Counter,
+    failed: Counter,
+    dead_lettered: Counter,
+}
+
 struct Worker {
+    counters: Counters,
     state: Arc<AppState>,
     dispatch: Arc<BusDispatch>,
     sub: Arc<Sub>,
@@ -104,15 +131,6 @@ struct Worker {
 }
 
 impl Worker {
-    fn labels(&self, outcome: &str) -> DeliveryLabels {
-        DeliveryLabels {
-            bus: self.dispatch.bus.clone(),
-            rule: self.sub.spec.rule.clone(),
-            target: self.sub.spec.target_id.clone(),
-            outcome: outcome.to_owned(),
-        }
-    }
-
     /// Everything below the oldest unresolved delivery is resolved.
     fn publish_cursor(&self, rx: &mpsc::Receiver<Arc<Event>>) {
         let cursor = if let Some((&oldest, _)) = self.window.first_key_value() {
@@ -275,11 +293,7 @@ impl Worker {
                 done.attempt = Some(attempts);
                 done.status = delivered.status;
                 self.journal(&event, done).await;
-                self.state
-                    .metrics
-                    .deliveries
-                    .get_or_create(&self.labels("delivered"))
-                    .inc();
+                self.counters.delivered.inc();
                 if let Some(task) = self.window.remove(&offset) {
                     self.forget_dead_letter(task.redrive).await;
                 }
@@ -297,11 +311,7 @@ impl Worker {
                     .decide(attempts, age, &error, fastrand::f64())
                 {
                     Decision::RetryAfter(delay) => {
-                        self.state
-                            .metrics
-                            .deliveries
-                            .get_or_create(&self.labels("failed"))
-                            .inc();
+                        self.counters.failed.inc();
                         let mut e = Entry::new(offset, Stage::RetryScheduled);
                         e.attempt = Some(attempts);
                         e.retry_in_ms = Some(delay.as_millis() as u64);
@@ -392,11 +402,7 @@ impl Worker {
         if let Some(key) = &task.partition_key {
             self.busy_keys.remove(key);
         }
-        self.state
-            .metrics
-            .deliveries
-            .get_or_create(&self.labels("dead_lettered"))
-            .inc();
+        self.counters.dead_lettered.inc();
         let dl = DeadLetter {
             id: 0,
             bus: self.dispatch.bus.clone(),
