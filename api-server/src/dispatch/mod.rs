@@ -14,6 +14,7 @@
 //! last interval before a crash may be made again: at least once, not exactly once.
 
 pub mod journal;
+mod retry_queue;
 mod subscription;
 mod worker;
 

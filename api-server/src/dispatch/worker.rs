@@ -1,7 +1,7 @@
 //! A subscription's worker: a bounded window of deliveries, each tried, retried under the
 //! target's policy, and resolved as delivered or dead-lettered; every step journaled.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::journal::{Entry, Stage};
+use super::retry_queue::RetryQueue;
 use super::subscription::{Inbox, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
 use crate::app::{AppState, now_ms};
@@ -59,7 +60,7 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
         dispatch,
         window: BTreeMap::new(),
         ready: VecDeque::new(),
-        timers: BTreeSet::new(),
+        retries: RetryQueue::default(),
         busy_keys: HashSet::new(),
         inflight: JoinSet::new(),
         next_allowed: Instant::now(),
@@ -70,7 +71,7 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
         w.publish_cursor(&rx);
         w.start_ready();
         let catching_up = !w.sub.is_attached() && rx.is_empty() && w.window.len() < WINDOW;
-        let next_timer = w.timers.first().map(|(at, _)| *at);
+        let next_retry = w.retries.next_due();
         let rate_wait =
             (!w.ready.is_empty() && w.next_allowed > Instant::now()).then_some(w.next_allowed);
         tokio::select! {
@@ -83,7 +84,7 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
             }
             Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
             Some((event, id)) = redrives.recv() => w.admit(event, Some(id)).await,
-            _ = sleep_until(next_timer), if next_timer.is_some() => w.fire_timers(),
+            _ = sleep_until_tokio(next_retry), if next_retry.is_some() => w.fire_retries(),
             _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
             _ = std::future::ready(()), if catching_up => w.catch_up().await,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -98,6 +99,12 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
     }
     w.publish_cursor(&rx);
     w.sub.mark_finished();
+}
+
+async fn sleep_until_tokio(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -122,8 +129,7 @@ struct Worker {
     window: BTreeMap<u64, Task>,
     /// Offsets due for an attempt, oldest first.
     ready: VecDeque<u64>,
-    /// (due, offset) of scheduled retries.
-    timers: BTreeSet<(Instant, u64)>,
+    retries: RetryQueue,
     /// Partition keys with a delivery in flight or waiting to retry.
     busy_keys: HashSet<String>,
     inflight: JoinSet<Outcome>,
@@ -323,7 +329,7 @@ impl Worker {
                         {
                             self.busy_keys.insert(key);
                         }
-                        self.timers.insert((Instant::now() + delay, offset));
+                        self.retries.schedule(offset, delay);
                     }
                     Decision::GiveUp(reason) => {
                         if let Some(task) = self.window.remove(&offset) {
@@ -335,13 +341,9 @@ impl Worker {
         }
     }
 
-    fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(&(at, offset)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
+    fn fire_retries(&mut self) {
+        // Retries go first: they are the oldest work.
+        for offset in self.retries.take_due().into_iter().rev() {
             if let Some(key) = self
                 .window
                 .get(&offset)
@@ -349,7 +351,6 @@ impl Worker {
             {
                 self.busy_keys.remove(&key);
             }
-            // Retries go first: they are the oldest work.
             self.ready.push_front(offset);
         }
     }

@@ -1,0 +1,98 @@
+//! Scheduled retries: which deliveries are due when. It runs on tokio's clock, so the
+//! timing is tested under paused time rather than with real sleeps.
+
+use std::collections::BTreeSet;
+
+use tokio::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+pub struct RetryQueue {
+    due: BTreeSet<(Instant, u64)>,
+}
+
+impl RetryQueue {
+    /// Schedules the delivery of the event at `offset` to be tried again `after` from now.
+    pub fn schedule(&mut self, offset: u64, after: Duration) {
+        self.due.insert((Instant::now() + after, offset));
+    }
+
+    /// When the next retry is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due.first().map(|(at, _)| *at)
+    }
+
+    /// The offsets due now, earliest first.
+    pub fn take_due(&mut self) -> Vec<u64> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while let Some(&(at, offset)) = self.due.first() {
+            if at > now {
+                break;
+            }
+            self.due.pop_first();
+            out.push(offset);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_targets::{Decision, DeliveryError, RetryPolicy};
+
+    use super::*;
+
+    fn after(d: Decision) -> Duration {
+        match d {
+            Decision::RetryAfter(d) => d,
+            Decision::GiveUp(reason) => panic!("gave up: {reason}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_fire_when_the_policy_says() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+            max_attempts: 10,
+            max_age: Duration::from_secs(3600),
+        };
+        let unavailable = DeliveryError::retryable("HTTP 503").with_status(503);
+        let mut q = RetryQueue::default();
+        // Jitter 1.0 takes the whole ceiling: 1 s after the first failure, 4 s after the third.
+        q.schedule(
+            7,
+            after(policy.decide(1, Duration::ZERO, &unavailable, 1.0)),
+        );
+        q.schedule(
+            8,
+            after(policy.decide(3, Duration::ZERO, &unavailable, 1.0)),
+        );
+        assert_eq!(q.take_due(), Vec::<u64>::new());
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(q.take_due(), Vec::<u64>::new());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(q.take_due(), vec![7]);
+        let start = Instant::now();
+        tokio::time::sleep_until(q.next_due().unwrap()).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        assert_eq!(q.take_due(), vec![8]);
+        assert_eq!(q.next_due(), None);
+
+        // A 429 asking for 30 s waits 30 s even though the backoff would be 1 s.
+        let throttled = DeliveryError::retryable("HTTP 429")
+            .with_status(429)
+            .with_retry_after(Duration::from_secs(30));
+        q.schedule(9, after(policy.decide(1, Duration::ZERO, &throttled, 1.0)));
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(q.take_due(), Vec::<u64>::new());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(q.take_due(), vec![9]);
+
+        // The cap holds however many attempts failed.
+        assert_eq!(
+            after(policy.decide(9, Duration::ZERO, &unavailable, 1.0)),
+            Duration::from_secs(8)
+        );
+    }
+}
