@@ -68,6 +68,9 @@ enum Command {
         /// Label printed with each figure.
         #[arg(long, default_value = "server")]
         label: String,
+        /// Which phases to run: any of single, batch, latency.
+        #[arg(long, value_delimiter = ',', default_value = "single,batch,latency")]
+        phases: Vec<String>,
     },
 }
 
@@ -88,13 +91,22 @@ fn main() -> anyhow::Result<()> {
             batch,
             rate,
             label,
+            phases,
         } => rt.block_on(async {
             let target = Target::new(&url, &key, &bus);
             let secs = Duration::from_secs(seconds);
-            let single = closed_loop(&target, connections, 1, secs).await?;
-            println!("{label}: single-event publishes/s: {single:.0}");
-            let batched = closed_loop(&target, connections.min(8), batch, secs).await?;
-            println!("{label}: batched events/s ({batch} per request): {batched:.0}");
+            let run = |p: &str| phases.iter().any(|x| x == p);
+            if run("single") {
+                let single = closed_loop(&target, connections, 1, secs).await?;
+                println!("{label}: single-event publishes/s: {single:.0}");
+            }
+            if run("batch") {
+                let batched = closed_loop(&target, connections.min(8), batch, secs).await?;
+                println!("{label}: batched events/s ({batch} per request): {batched:.0}");
+            }
+            if !run("latency") {
+                return Ok(());
+            }
             let (p50, p99, p999, sent) = open_loop(&target, rate, secs).await?;
             println!(
                 "{label}: latency at {rate}/s offered ({sent} sent): p50 {p50:.3} ms, p99 {p99:.3} ms, p99.9 {p999:.3} ms"
