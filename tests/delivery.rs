@@ -52,13 +52,8 @@ fn st(stage: &str, status: Option<u64>) -> (String, Option<u64>) {
 async fn fails_twice_then_succeeds_with_three_attempts_in_the_trace() {
     let rx = Receiver::start(vec![status(500), status(503)]).await;
     let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
-    s.call(
-        Method::PUT,
-        "/v1/buses/default/rules/r",
-        Some(http_rule(&rx.url, json!({}))),
-        201,
-    )
-    .await;
+    s.put_rule("default", "r", http_rule(&rx.url, json!({})))
+        .await;
     s.publish("default", &event("e1", json!({"n": 1}))).await;
     let got = rx.wait_for(3, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 3);
@@ -99,8 +94,7 @@ async fn client_errors_dead_letter_at_once_and_redrive_delivers() {
     let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
     s.call(Method::PUT, "/v1/buses/dlq", None, 201).await;
     let rule = http_rule(&rx.url, json!({"dead_letter": {"bus": "dlq"}}));
-    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(rule), 201)
-        .await;
+    s.put_rule("default", "r", rule).await;
     s.publish("default", &event("bad", json!({"n": 1}))).await;
     assert_eq!(
         timeline(&s, "bad", "dead_lettered").await,
@@ -185,13 +179,8 @@ async fn retry_after_is_honoured() {
     }])
     .await;
     let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
-    s.call(
-        Method::PUT,
-        "/v1/buses/default/rules/r",
-        Some(http_rule(&rx.url, json!({}))),
-        201,
-    )
-    .await;
+    s.put_rule("default", "r", http_rule(&rx.url, json!({})))
+        .await;
     s.publish("default", &event("slow", json!(1))).await;
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     let gap = got[1].at - got[0].at;
@@ -210,8 +199,7 @@ async fn signatures_verify_with_an_independent_implementation() {
     let rule = http_rule(&rx.url, json!({}));
     let mut rule = rule;
     rule["targets"][0]["http"]["signing_secret"] = json!(secret);
-    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(rule), 201)
-        .await;
+    s.put_rule("default", "r", rule).await;
     s.publish("default", &event("signed", json!({"amount": 5})))
         .await;
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
@@ -248,13 +236,8 @@ print("valid" if any(s.split(",", 1)[1] == expected for s in sig.split(" ")) els
 async fn internal_targets_are_refused_without_an_allowance() {
     let rx = Receiver::start(vec![]).await;
     let s = Server::start(Backend::Sqlite).await;
-    s.call(
-        Method::PUT,
-        "/v1/buses/default/rules/r",
-        Some(http_rule(&rx.url, json!({}))),
-        201,
-    )
-    .await;
+    s.put_rule("default", "r", http_rule(&rx.url, json!({})))
+        .await;
     s.publish("default", &event("inside", json!(1))).await;
     timeline(&s, "inside", "dead_lettered").await;
     let dls = s
@@ -270,20 +253,13 @@ async fn bus_targets_forward_and_stop_loops() {
     let s = Server::start(Backend::Sqlite).await;
     s.call(Method::PUT, "/v1/buses/audit", None, 201).await;
     let forward = json!({"pattern": {"type": ["test.event"]}, "targets": [{"id": "copy", "kind": "bus", "bus": "audit"}]});
-    s.call(
-        Method::PUT,
-        "/v1/buses/default/rules/fwd",
-        Some(forward),
-        201,
-    )
-    .await;
+    s.put_rule("default", "fwd", forward).await;
     // A rule on "audit" that forwards a renamed copy back into "audit": a loop (renamed, so
     // dedup does not stop it), cut once the event has crossed 8 buses.
     let template = r#"{"specversion": "1.0", "id": "{{id}}-x", "source": "/tests", "type": "test.event", "switchyardhops": {{{hops}}}}"#;
     let back = json!({"pattern": {"type": ["test.event"]}, "targets": [{"id": "again", "kind": "bus", "bus": "audit",
                       "transform": {"kind": "template", "vars": {"id": "$.id", "hops": "$.switchyardhops"}, "template": template}}]});
-    s.call(Method::PUT, "/v1/buses/audit/rules/loop", Some(back), 201)
-        .await;
+    s.put_rule("audit", "loop", back).await;
     s.publish("default", &event("fw", json!({"n": 1}))).await;
     let dl = eventually(Duration::from_secs(10), || async {
         let dls = s
@@ -321,8 +297,7 @@ async fn partition_order_holds_under_concurrency() {
     });
     let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
     let rule = http_rule(&rx.url, json!({"ordering": "partition", "concurrency": 16}));
-    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(rule), 201)
-        .await;
+    s.put_rule("default", "r", rule).await;
     let events: Vec<Value> = (0..60)
         .map(|i| {
             let mut e = event(&format!("o{i}"), json!({"seq": i}));
@@ -355,13 +330,8 @@ async fn sigkill_mid_backlog_loses_no_delivery() {
     let rx = Receiver::start(vec![]).await;
     rx.set_fallback(status(503));
     let mut s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
-    s.call(
-        Method::PUT,
-        "/v1/buses/default/rules/r",
-        Some(http_rule(&rx.url, json!({}))),
-        201,
-    )
-    .await;
+    s.put_rule("default", "r", http_rule(&rx.url, json!({})))
+        .await;
     for chunk in 0..6 {
         let batch: Vec<Value> = (0..50)
             .map(|i| event(&format!("k{chunk}-{i}"), json!(i)))
@@ -390,24 +360,38 @@ async fn sigkill_mid_backlog_loses_no_delivery() {
 #[tokio::test]
 async fn a_slow_target_does_not_delay_the_others() {
     let slow = Receiver::start(vec![]).await;
-    slow.set_fallback(Answer { status: 200, retry_after: None, delay: Duration::from_secs(2) });
+    slow.set_fallback(Answer {
+        status: 200,
+        retry_after: None,
+        delay: Duration::from_secs(2),
+    });
     let fast = Receiver::start(vec![]).await;
     let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
     let mut slow_rule = http_rule(&slow.url, json!({"concurrency": 1}));
     slow_rule["targets"][0]["id"] = json!("slow");
-    s.call(Method::PUT, "/v1/buses/default/rules/slow", Some(slow_rule), 201).await;
-    s.call(Method::PUT, "/v1/buses/default/rules/fast", Some(http_rule(&fast.url, json!({}))), 201).await;
+    s.put_rule("default", "slow", slow_rule).await;
+    s.put_rule("default", "fast", http_rule(&fast.url, json!({})))
+        .await;
     // More events than a subscription's window (256): the slow one must detach.
-    let events: Vec<Value> = (0..600).map(|i| event(&format!("s{i}"), json!(i))).collect();
+    let events: Vec<Value> = (0..600)
+        .map(|i| event(&format!("s{i}"), json!(i)))
+        .collect();
     for chunk in events.chunks(200) {
         assert_eq!(s.publish_batch("default", chunk).await.status, 200);
     }
     let started = std::time::Instant::now();
     fast.wait_for(600, Duration::from_secs(15)).await;
     // The slow target answers one request per 2 s; the fast one was not held behind it.
-    assert!(slow.received().len() < 10, "slow target got {}", slow.received().len());
+    assert!(
+        slow.received().len() < 10,
+        "slow target got {}",
+        slow.received().len()
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
-    let metrics = s.send(s.client.get(format!("{}/metrics", s.base))).await.text();
+    let metrics = s
+        .send(s.client.get(format!("{}/metrics", s.base)))
+        .await
+        .text();
     let backlog = metrics
         .lines()
         .find(|l| l.starts_with("switchyard_backlog_events{bus=\"default\",rule=\"slow\""))
@@ -420,12 +404,21 @@ async fn a_slow_target_does_not_delay_the_others() {
 async fn rate_limit_spaces_deliveries() {
     let rx = Receiver::start(vec![]).await;
     let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
-    s.call(Method::PUT, "/v1/buses/default/rules/r", Some(http_rule(&rx.url, json!({"rate_limit_per_second": 20}))), 201)
-        .await;
-    let events: Vec<Value> = (0..11).map(|i| event(&format!("rl{i}"), json!(i))).collect();
+    s.put_rule(
+        "default",
+        "r",
+        http_rule(&rx.url, json!({"rate_limit_per_second": 20})),
+    )
+    .await;
+    let events: Vec<Value> = (0..11)
+        .map(|i| event(&format!("rl{i}"), json!(i)))
+        .collect();
     s.publish_batch("default", &events).await;
     let got = rx.wait_for(11, Duration::from_secs(10)).await;
     let span = got[10].at - got[0].at;
     // 10 gaps of 50 ms at 20/s.
-    assert!(span >= Duration::from_millis(490), "11 deliveries within {span:?}");
+    assert!(
+        span >= Duration::from_millis(490),
+        "11 deliveries within {span:?}"
+    );
 }

@@ -241,6 +241,17 @@ impl Server {
         }
     }
 
+    /// Creates a rule on a bus (expects 201).
+    pub async fn put_rule(&self, bus: &str, rule: &str, body: Value) -> Value {
+        self.call(
+            Method::PUT,
+            &format!("/v1/buses/{bus}/rules/{rule}"),
+            Some(body),
+            201,
+        )
+        .await
+    }
+
     /// Publishes one structured event; returns the response.
     pub async fn publish(&self, bus: &str, event: &Value) -> Reply {
         self.send(

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::buses::find_bus;
 use super::events::{EventRecord, GetParams, format_ms, json_response, lookup, to_record};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, page_limit, parse_cursor};
 use crate::app::AppState;
 use crate::dispatch::journal::Entry;
 use crate::error::{ApiError, ApiResult};
@@ -132,7 +132,7 @@ async fn trace(
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterParams {
     /// Page size, 1 to 1000 (default 50).
-    limit: Option<i64>,
+    limit: Option<usize>,
     cursor: Option<String>,
 }
 
@@ -164,22 +164,8 @@ async fn list_dead_letters(
     ApiQuery(params): ApiQuery<DeadLetterParams>,
 ) -> ApiResult<Response> {
     let bus = find_bus(&state, &bus)?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1 to 1000, got {limit}"),
-        ));
-    }
-    let before = match params.cursor.as_deref() {
-        None => i64::MAX,
-        Some(c) => c.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                format!("cursor {c:?} is not one this API gave out"),
-            )
-        })?,
-    };
+    let limit = page_limit(params.limit)? as i64;
+    let before = parse_cursor::<i64>(params.cursor.as_deref())?.unwrap_or(i64::MAX);
     let letters = state
         .meta
         .list_dead_letters(&bus.settings.name, before, limit + 1)

@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
-use super::extract::{ApiQuery, read_body};
+use super::extract::{ApiQuery, page_limit, parse_cursor, read_body};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -254,13 +254,7 @@ async fn list_events(
             "search queries (q) are not available in this build yet; list without q, filtered by from/to",
         ));
     }
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1 to 1000, got {limit}"),
-        ));
-    }
+    let limit = page_limit(params.limit)?;
     let from_ms = params
         .from
         .as_deref()
@@ -278,18 +272,8 @@ async fn list_events(
             next_cursor: None,
         });
     };
-    let mut before = match params.cursor.as_deref() {
-        None => bounds.next,
-        Some(c) => c
-            .parse::<u64>()
-            .map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_cursor",
-                    format!("cursor {c:?} is not one this API gave out"),
-                )
-            })?
-            .min(bounds.next),
-    };
+    let mut before =
+        parse_cursor::<u64>(params.cursor.as_deref())?.map_or(bounds.next, |c| c.min(bounds.next));
     let mut page: Vec<Record> = Vec::with_capacity(limit);
     let mut scanned = 0;
     let mut exhausted = false;

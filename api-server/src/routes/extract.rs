@@ -86,3 +86,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
     }
 }
+
+/// The page size of a listing: 1 to 1000, 50 when absent.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to 1000, got {limit}"),
+        ))
+    }
+}
+
+/// A cursor this API gave out (a number in its decimal form).
+pub fn parse_cursor<T: std::str::FromStr>(cursor: Option<&str>) -> Result<Option<T>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<T>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    format!("cursor {c:?} is not one this API gave out"),
+                )
+            })
+        })
+        .transpose()
+}

@@ -72,7 +72,12 @@ impl Segment {
             .map_err(io_err(&path))?;
         file.sync_all().map_err(io_err(&path))?;
         sync_dir(dir)?;
-        Ok(Segment {
+        Ok(Segment::empty(base, path, file))
+    }
+
+    /// An active segment with no records yet.
+    fn empty(base: u64, path: PathBuf, file: File) -> Segment {
+        Segment {
             base,
             path,
             file: Arc::new(file),
@@ -85,7 +90,7 @@ impl Segment {
                 ids: HashMap::new(),
                 more: Vec::new(),
             },
-        })
+        }
     }
 
     /// Opens a segment found on disk. A sealed segment is loaded from its index files; an
@@ -101,20 +106,7 @@ impl Segment {
             return Self::load_sealed(path, base, file);
         }
         let bytes = fs::read(&path).map_err(io_err(&path))?;
-        let mut seg = Segment {
-            base,
-            path,
-            file: Arc::new(file),
-            count: 0,
-            bytes: 0,
-            first_ts: 0,
-            max_ts: i64::MIN,
-            index: Index::Active {
-                positions: Vec::new(),
-                ids: HashMap::new(),
-                more: Vec::new(),
-            },
-        };
+        let mut seg = Segment::empty(base, path, file);
         let mut pos = 0usize;
         let cut = loop {
             let Some(len) = frame::frame_len(&bytes[pos..]) else {
