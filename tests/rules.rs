@@ -8,7 +8,7 @@ fn big_orders() -> Value {
     json!({
         "description": "big orders",
         "pattern": {"type": ["com.shop.order.created"], "data": {"total": [{"numeric": [">", 100]}]}},
-        "targets": [{"id": "crm", "kind": "http", "http": {"url": "https://crm.example/hook"},
+        "targets": [{"id": "crm", "kind": "http", "http": {"url": "http://127.0.0.1:9/hook"},
                      "transform": {"kind": "template", "vars": {"who": "$.data.customer"},
                                    "template": "{\"text\": \"order by {{who}}\"}"},
                      "retry": {"max_attempts": 185, "max_age_seconds": 86400},
