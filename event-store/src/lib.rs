@@ -6,6 +6,7 @@
 //! crash recovery that cuts an unacknowledged tail, and an id index for lookups and dedup.
 //! Both pass the shared suite in `testsuite`; a new backend is done when it does too.
 
+mod index;
 mod log;
 mod memory;
 mod segmented;
@@ -13,6 +14,7 @@ mod segmented;
 #[cfg(test)]
 mod testsuite;
 
+pub use index::{EventIndex, FieldRef, Filter, IndexDoc, IndexError, Scalar};
 pub use log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 pub use memory::MemoryLog;
 pub use segmented::{SegmentedLog, SegmentedOptions};

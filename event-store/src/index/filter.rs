@@ -1,0 +1,188 @@
+//! What a search asks for, and its translation into Tantivy queries.
+
+use std::ops::Bound;
+
+use tantivy::Term;
+use tantivy::query::{AllQuery, BooleanQuery, ExistsQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+
+use super::doc::timestamp_ms;
+use super::{Fields, IndexError};
+
+/// A field of an indexed event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldRef {
+    /// A CloudEvent attribute or extension (`type`, `source`, `tier`…).
+    Attr(String),
+    /// A dotted path into `data` (`customer.tier`), without the leading `data.`.
+    Data(String),
+    /// The `time` attribute, as a timestamp.
+    Time,
+    /// When the server received the event.
+    ReceivedAt,
+    Offset,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    /// Milliseconds since the Unix epoch, for `Time` and `ReceivedAt`.
+    TimeMs(i64),
+}
+
+/// A search over indexed events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    All,
+    Eq(FieldRef, Scalar),
+    Range {
+        field: FieldRef,
+        lower: Bound<Scalar>,
+        upper: Bound<Scalar>,
+    },
+    Exists(FieldRef),
+    /// Every word of the text appears in `data`'s strings (case-insensitive).
+    Text(String),
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+pub(crate) fn and(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(
+        queries.into_iter().map(|q| (Occur::Must, q)).collect(),
+    ))
+}
+
+pub(crate) fn offset_below(f: &Fields, offset: u64) -> Box<dyn Query> {
+    Box::new(RangeQuery::new(
+        Bound::Unbounded,
+        Bound::Excluded(Term::from_field_u64(f.offset, offset)),
+    ))
+}
+
+pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, IndexError> {
+    Ok(match filter {
+        Filter::All => Box::new(AllQuery),
+        // Numbers compare through the fast-field column, which holds every number of a path
+        // whatever JSON form it came in; the inverted index keeps integers and floats apart.
+        Filter::Eq(field @ (FieldRef::Attr(_) | FieldRef::Data(_)), value @ Scalar::Num(_)) => {
+            let t = term(f, field, value)?;
+            Box::new(RangeQuery::new(
+                Bound::Included(t.clone()),
+                Bound::Included(t),
+            ))
+        }
+        Filter::Eq(field, value) => Box::new(TermQuery::new(
+            term(f, field, value)?,
+            IndexRecordOption::Basic,
+        )),
+        Filter::Range {
+            field,
+            lower,
+            upper,
+        } => {
+            let bound = |b: &Bound<Scalar>| -> Result<Bound<Term>, IndexError> {
+                Ok(match b {
+                    Bound::Included(v) => Bound::Included(term(f, field, v)?),
+                    Bound::Excluded(v) => Bound::Excluded(term(f, field, v)?),
+                    Bound::Unbounded => Bound::Unbounded,
+                })
+            };
+            if matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded)) {
+                return Ok(Box::new(ExistsQuery::new(path(field), true)));
+            }
+            for b in [lower, upper] {
+                if let Bound::Included(Scalar::Str(_) | Scalar::Bool(_))
+                | Bound::Excluded(Scalar::Str(_) | Scalar::Bool(_)) = b
+                {
+                    return Err(IndexError::Unsupported(format!(
+                        "{}: ranges compare numbers and timestamps, not text",
+                        path(field)
+                    )));
+                }
+            }
+            Box::new(RangeQuery::new(bound(lower)?, bound(upper)?))
+        }
+        Filter::Exists(field) => Box::new(ExistsQuery::new(path(field), true)),
+        Filter::Text(text) => {
+            let words: Vec<Box<dyn Query>> = text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(|w| {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.text, &w.to_lowercase()),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>
+                })
+                .collect();
+            if words.is_empty() {
+                Box::new(AllQuery)
+            } else {
+                and(words)
+            }
+        }
+        Filter::And(parts) => and(parts
+            .iter()
+            .map(|p| translate(f, p))
+            .collect::<Result<_, _>>()?),
+        Filter::Or(parts) => Box::new(BooleanQuery::new(
+            parts
+                .iter()
+                .map(|p| translate(f, p).map(|q| (Occur::Should, q)))
+                .collect::<Result<_, _>>()?,
+        )),
+        Filter::Not(inner) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+            (Occur::MustNot, translate(f, inner)?),
+        ])),
+    })
+}
+
+/// The column name of a field, as Tantivy's fast fields know it.
+fn path(field: &FieldRef) -> String {
+    match field {
+        FieldRef::Attr(name) => format!("attrs.{name}"),
+        FieldRef::Data(p) => format!("data.{p}"),
+        FieldRef::Time => "time".to_owned(),
+        FieldRef::ReceivedAt => "received_at".to_owned(),
+        FieldRef::Offset => "offset".to_owned(),
+    }
+}
+
+fn term(f: &Fields, field: &FieldRef, value: &Scalar) -> Result<Term, IndexError> {
+    let mismatch =
+        || IndexError::Unsupported(format!("{} cannot be compared with {value:?}", path(field)));
+    match field {
+        FieldRef::Time | FieldRef::ReceivedAt => {
+            let Scalar::TimeMs(ms) = value else {
+                return Err(mismatch());
+            };
+            let target = if *field == FieldRef::Time {
+                f.time
+            } else {
+                f.received_at
+            };
+            Ok(Term::from_field_date(target, timestamp_ms(*ms)))
+        }
+        FieldRef::Offset => match value {
+            Scalar::Num(n) if *n >= 0.0 => Ok(Term::from_field_u64(f.offset, *n as u64)),
+            _ => Err(mismatch()),
+        },
+        FieldRef::Attr(name) => Ok(json_term(f.attrs, name, value)),
+        FieldRef::Data(p) => Ok(json_term(f.data, p, value)),
+    }
+}
+
+fn json_term(field: tantivy::schema::Field, path: &str, value: &Scalar) -> Term {
+    let mut term = Term::from_field_json_path(field, path, false);
+    match value {
+        Scalar::Str(s) => term.append_type_and_str(s),
+        Scalar::Num(n) => term.append_type_and_fast_value(*n),
+        Scalar::Bool(b) => term.append_type_and_fast_value(*b),
+        Scalar::TimeMs(ms) => term.append_type_and_fast_value(timestamp_ms(*ms)),
+    }
+    term
+}

@@ -1,0 +1,157 @@
+use std::ops::Bound;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn events() -> Vec<Value> {
+    vec![
+        json!({"specversion": "1.0", "id": "a", "source": "/shop", "type": "order.created", "time": "2024-01-01T10:00:00Z",
+               "tier": "gold", "data": {"total": 120, "customer": {"name": "Ada Lovelace", "country": "DE"}, "items": [{"sku": "A"}, {"sku": "B"}]}}),
+        json!({"specversion": "1.0", "id": "b", "source": "/shop", "type": "order.created", "time": "2024-01-01T11:00:00Z",
+               "data": {"total": 80.5, "customer": {"name": "Grace Hopper", "country": "US"}, "items": []}}),
+        json!({"specversion": "1.0", "id": "c", "source": "/billing", "type": "invoice.paid",
+               "data": {"total": 100.0, "paid": true, "customer": {"country": "DE"}}}),
+        json!({"specversion": "1.0", "id": "d", "source": "/billing", "type": "ping", "data_base64": "AAE="}),
+    ]
+}
+
+fn index() -> (tempfile::TempDir, EventIndex) {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = EventIndex::open(dir.path()).unwrap();
+    let evs = events();
+    let docs: Vec<IndexDoc> = evs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| IndexDoc {
+            offset: i as u64,
+            received_at_ms: 1_000 * i as i64,
+            event: e,
+            matched_rules: &[],
+        })
+        .collect();
+    idx.add(&docs).unwrap();
+    idx.commit(4).unwrap();
+    (dir, idx)
+}
+
+fn attr(name: &str) -> FieldRef {
+    FieldRef::Attr(name.to_owned())
+}
+
+fn data(path: &str) -> FieldRef {
+    FieldRef::Data(path.to_owned())
+}
+
+fn s(v: &str) -> Scalar {
+    Scalar::Str(v.to_owned())
+}
+
+fn hits(idx: &EventIndex, f: Filter) -> Vec<u64> {
+    idx.search(&f, None, 100).unwrap()
+}
+
+#[test]
+fn equality_on_attributes_and_data_paths() {
+    let (_d, idx) = index();
+    assert_eq!(
+        hits(&idx, Filter::Eq(attr("type"), s("order.created"))),
+        [1, 0]
+    );
+    assert_eq!(hits(&idx, Filter::Eq(attr("tier"), s("gold"))), [0]);
+    assert_eq!(
+        hits(&idx, Filter::Eq(data("customer.country"), s("DE"))),
+        [2, 0]
+    );
+    assert_eq!(hits(&idx, Filter::Eq(data("items.sku"), s("B"))), [0]);
+    assert_eq!(
+        hits(&idx, Filter::Eq(data("paid"), Scalar::Bool(true))),
+        [2]
+    );
+    // 120 and 100.0 are numbers whatever their JSON form.
+    assert_eq!(
+        hits(&idx, Filter::Eq(data("total"), Scalar::Num(100.0))),
+        [2]
+    );
+    assert_eq!(
+        hits(&idx, Filter::Eq(data("total"), Scalar::Num(120.0))),
+        [0]
+    );
+    assert_eq!(hits(&idx, Filter::All), [3, 2, 1, 0]);
+}
+
+#[test]
+fn ranges_exists_text_and_logic() {
+    let (_d, idx) = index();
+    let over = |n: f64| Filter::Range {
+        field: data("total"),
+        lower: Bound::Excluded(Scalar::Num(n)),
+        upper: Bound::Unbounded,
+    };
+    assert_eq!(hits(&idx, over(100.0)), [0]);
+    assert_eq!(hits(&idx, over(80.0)), [2, 1, 0]);
+    let at_most = Filter::Range {
+        field: data("total"),
+        lower: Bound::Unbounded,
+        upper: Bound::Included(Scalar::Num(100.0)),
+    };
+    assert_eq!(hits(&idx, at_most), [2, 1]);
+    assert_eq!(hits(&idx, Filter::Exists(attr("tier"))), [0]);
+    assert_eq!(hits(&idx, Filter::Exists(data("customer.name"))), [1, 0]);
+    assert_eq!(hits(&idx, Filter::Exists(data("customer"))), [2, 1, 0]);
+    assert_eq!(hits(&idx, Filter::Text("lovelace".into())), [0]);
+    assert_eq!(hits(&idx, Filter::Text("GRACE hopper".into())), [1]);
+    let de_or_cheap = Filter::Or(vec![
+        Filter::Eq(data("customer.country"), s("US")),
+        over(110.0),
+    ]);
+    assert_eq!(hits(&idx, de_or_cheap), [1, 0]);
+    let not_shop = Filter::Not(Box::new(Filter::Eq(attr("source"), s("/shop"))));
+    assert_eq!(hits(&idx, not_shop), [3, 2]);
+    let t = |h: u32| {
+        chrono::DateTime::parse_from_rfc3339(&format!("2024-01-01T{h:02}:00:00Z"))
+            .unwrap()
+            .timestamp_millis()
+    };
+    let morning = Filter::Range {
+        field: FieldRef::Time,
+        lower: Bound::Included(Scalar::TimeMs(t(10))),
+        upper: Bound::Excluded(Scalar::TimeMs(t(11))),
+    };
+    assert_eq!(hits(&idx, morning), [0]);
+    let recent = Filter::Range {
+        field: FieldRef::ReceivedAt,
+        lower: Bound::Included(Scalar::TimeMs(2_000)),
+        upper: Bound::Unbounded,
+    };
+    assert_eq!(hits(&idx, recent), [3, 2]);
+    assert_eq!(
+        idx.count(&Filter::Eq(attr("source"), s("/billing")))
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn pages_and_deletes_and_resumes() {
+    let (dir, idx) = index();
+    assert_eq!(idx.search(&Filter::All, Some(3), 2).unwrap(), [2, 1]);
+    assert_eq!(idx.search(&Filter::All, Some(1), 2).unwrap(), [0]);
+    assert_eq!(idx.indexed_upto(), 4);
+    idx.delete_before(2).unwrap();
+    idx.commit(4).unwrap();
+    assert_eq!(hits(&idx, Filter::All), [3, 2]);
+    drop(idx);
+    let again = EventIndex::open(dir.path()).unwrap();
+    assert_eq!(again.indexed_upto(), 4);
+    assert_eq!(hits(&again, Filter::All), [3, 2]);
+    let text_range = Filter::Range {
+        field: attr("type"),
+        lower: Bound::Included(s("a")),
+        upper: Bound::Unbounded,
+    };
+    assert!(matches!(
+        again.search(&text_range, None, 10),
+        Err(IndexError::Unsupported(_))
+    ));
+}
