@@ -77,6 +77,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     for bus in state.buses.all() {
         crate::dispatch::start(&state, &bus).await?;
+        bus.indexer.start();
     }
     let retention = tokio::spawn(retention_loop(state.clone()));
     let app = routes::router(state.clone());
@@ -121,7 +122,14 @@ async fn retention_loop(state: Arc<AppState>) {
         tick.tick().await;
         for bus in state.buses.all() {
             let cutoff = now_ms() - i64::from(bus.settings.retention_hours) * 3_600_000;
-            match bus.log.remove_before(cutoff).await {
+            let removed = bus.log.remove_before(cutoff).await;
+            if let Ok(n) = removed
+                && n > 0
+            {
+                let bounds = bus.log.bounds();
+                bus.indexer.retain_from(bounds.first.unwrap_or(bounds.next));
+            }
+            match removed {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(bus = %bus.settings.name, removed = n, "retention removed events")

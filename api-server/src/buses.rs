@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use switchyard_event_store::{LogError, LogOptions, LogStore, SegmentedLog, SegmentedOptions};
+use switchyard_event_store::{
+    EventIndex, LogError, LogOptions, LogStore, SegmentedLog, SegmentedOptions,
+};
 
 use crate::dispatch::{BusDispatch, Journal};
+use crate::indexer::Indexer;
 use crate::meta::{BusSettings, MetaStore, SchemaValidation};
 use crate::ruleset::RuleSet;
 
@@ -20,6 +23,7 @@ pub struct Bus {
     /// Shared by every generation of this bus's settings.
     pub rules: Arc<RwLock<RuleSet>>,
     pub dispatch: Arc<BusDispatch>,
+    pub indexer: Arc<Indexer>,
 }
 
 impl Bus {
@@ -88,11 +92,12 @@ impl Buses {
 
     /// Opens (or re-configures) a bus whose settings were just stored.
     pub fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
-        let (log, rules, dispatch) = match self.get(&settings.name) {
+        let (log, rules, dispatch, indexer) = match self.get(&settings.name) {
             Some(existing) => (
                 existing.log.clone(),
                 existing.rules.clone(),
                 existing.dispatch.clone(),
+                existing.indexer.clone(),
             ),
             None => {
                 let dir = self.root.join(&settings.name);
@@ -100,7 +105,12 @@ impl Buses {
                     Arc::new(SegmentedLog::open(&dir.join("log"), self.options)?);
                 let journal = Journal::open(&dir.join("journal"))?;
                 let dispatch = BusDispatch::new(settings.name.clone(), log.clone(), journal);
-                (log, Arc::default(), dispatch)
+                let index = EventIndex::open(&dir.join("index")).map_err(|e| LogError::Io {
+                    path: dir.join("index").display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                let indexer = Indexer::new(settings.name.clone(), log.clone(), index);
+                (log, Arc::default(), dispatch, indexer)
             }
         };
         let bus = Arc::new(Bus {
@@ -108,6 +118,7 @@ impl Buses {
             log,
             rules,
             dispatch,
+            indexer,
         });
         self.write().insert(bus.settings.name.clone(), bus.clone());
         Ok(bus)
@@ -118,6 +129,7 @@ impl Buses {
         let removed = self.write().remove(name);
         if let Some(bus) = removed {
             bus.dispatch.stop();
+            bus.indexer.shutdown().await;
             bus.log.close().await?;
             bus.dispatch.journal.close().await?;
         }
@@ -139,6 +151,7 @@ impl Buses {
                 .await;
         }
         for bus in self.all() {
+            bus.indexer.shutdown().await;
             if let Err(e) = bus.dispatch.journal.close().await {
                 tracing::error!(bus = %bus.settings.name, error = %e, "closing the delivery journal failed");
             }

@@ -40,6 +40,7 @@ pub async fn append(
     if matched.iter().any(|m| !m.is_empty()) {
         bus.dispatch.wake();
     }
+    bus.indexer.wake();
     Ok(keys
         .into_iter()
         .zip(appended)

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     /// Refreshed at every scrape.
     pub backlog: Family<TargetLabels, Gauge>,
+    /// Refreshed at every scrape.
+    pub index_lag: Family<BusLabel, Gauge>,
 }
 
 impl Metrics {
@@ -100,8 +102,15 @@ impl Metrics {
             "Events of the bus not yet resolved for a (rule, target): an upper bound on its backlog",
             backlog.clone(),
         );
+        let index_lag = Family::<BusLabel, Gauge>::default();
+        registry.register(
+            "switchyard_index_lag_events",
+            "Events stored but not yet searchable",
+            index_lag.clone(),
+        );
         Metrics {
             registry,
+            index_lag,
             deliveries,
             delivery_latency,
             backlog,

@@ -122,6 +122,7 @@ async fn put_bus(
         crate::dispatch::start(&me, &bus)
             .await
             .map_err(ApiError::internal)?;
+        bus.indexer.start();
     }
     let status = if created {
         StatusCode::CREATED

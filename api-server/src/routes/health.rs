@@ -59,6 +59,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoRespo
             .get_or_create(&label)
             .inner()
             .store(stats.syncs, Ordering::Relaxed);
+        metrics
+            .index_lag
+            .get_or_create(&label)
+            .set(i64::try_from(bus.indexer.lag()).unwrap_or(i64::MAX));
         for (rule, target, backlog) in bus.dispatch.backlog() {
             let labels = TargetLabels {
                 bus: bus.settings.name.clone(),
