@@ -1,0 +1,52 @@
+//! Full-text tokens: how `data`'s strings and a query's free text are cut into terms.
+
+/// Cuts text into lowercase tokens at every character that is not a letter or a digit
+/// (Unicode `char::is_alphanumeric`), lowercasing character by character.
+///
+/// This is Tantivy's `SimpleTokenizer` followed by `LowerCaser`; an index that answers
+/// full-text terms must tokenize `data`'s strings the same way (and keep long tokens).
+///
+/// ```
+/// assert_eq!(switchyard_analytics::tokenize("Payment-FAILED: card_declined"), ["payment", "failed", "card", "declined"]);
+/// ```
+pub fn tokenize(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.chars().flat_map(char::to_lowercase).collect())
+        .collect()
+}
+
+/// Whether `terms` occur in `haystack`'s tokens, in order and adjacent.
+pub(crate) fn contains_phrase(haystack: &str, terms: &[String]) -> bool {
+    if terms.is_empty() {
+        return false;
+    }
+    tokenize(haystack).windows(terms.len()).any(|w| w == terms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_punctuation_and_lowercases_unicode() {
+        assert_eq!(tokenize("  ÉCOLE,straße 42x "), ["école", "straße", "42x"]);
+        assert!(tokenize("-- !? ").is_empty());
+    }
+
+    #[test]
+    fn phrases_need_adjacent_tokens() {
+        let terms = |s: &str| tokenize(s);
+        assert!(contains_phrase(
+            "Card was declined by bank",
+            &terms("was declined")
+        ));
+        assert!(!contains_phrase("declined was", &terms("was declined")));
+        assert!(!contains_phrase(
+            "card declined",
+            &terms("card was declined")
+        ));
+        assert!(!contains_phrase("declinedx", &terms("declined")));
+        assert!(!contains_phrase("anything", &[]));
+    }
+}
