@@ -102,3 +102,90 @@ impl Discovered {
         self.fingerprints.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{Discovered, MAX_FINGERPRINTS, NewVersion};
+    use crate::caps::Caps;
+    use crate::error::SchemaError;
+
+    #[test]
+    fn a_new_version_only_when_the_schema_changes() {
+        let mut discovered = Discovered::new(Caps::default());
+        assert_eq!((discovered.version(), discovered.schema()), (0, None));
+        let first = discovered.observe(&json!({"id": 1, "total": 2}));
+        assert_eq!(
+            first,
+            Some(NewVersion {
+                version: 1,
+                schema: json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}, "total": {"type": "integer"}},
+                    "required": ["id", "total"],
+                }),
+            })
+        );
+        // Same shape, other values and key order: the fast path, no inference.
+        assert_eq!(discovered.observe(&json!({"total": 9, "id": 7})), None);
+        assert_eq!(discovered.fingerprints_seen(), 1);
+        let second = discovered.observe(&json!({"id": "x", "total": 2})).unwrap();
+        assert_eq!(second.version, 2);
+        assert_eq!(
+            second.schema["properties"]["id"],
+            json!({"type": ["string", "integer"]})
+        );
+        // A new shape the schema already covers (a string with a format, where strings
+        // had none): inference runs, but no version.
+        assert_eq!(
+            discovered.observe(&json!({"id": "2024-01-01", "total": 2})),
+            None
+        );
+        assert_eq!(discovered.fingerprints_seen(), 3);
+        let third = discovered.observe(&json!({"id": 1, "total": 2.5})).unwrap();
+        assert_eq!(third.version, 3);
+        assert_eq!(
+            third.schema["properties"]["total"],
+            json!({"type": "number"})
+        );
+        assert_eq!(third.schema["required"], json!(["id", "total"]));
+        assert_eq!(discovered.version(), 3);
+    }
+
+    #[test]
+    fn resumes_from_a_stored_version() {
+        let mut before = Discovered::new(Caps::default());
+        let events = [json!({"a": "2024-01-01"}), json!({"a": null, "b": [1]})];
+        let stored = events
+            .iter()
+            .filter_map(|e| before.observe(e))
+            .last()
+            .unwrap();
+        let mut after =
+            Discovered::resume(stored.version, &stored.schema, Caps::default()).unwrap();
+        assert_eq!(after.schema(), before.schema());
+        assert_eq!(after.version(), 2);
+        for event in &events {
+            assert_eq!(after.observe(event), None);
+        }
+        assert_eq!(after.observe(&json!({"c": 1})).map(|v| v.version), Some(3));
+
+        let explicit = json!({"type": "object", "minProperties": 1});
+        assert!(matches!(
+            Discovered::resume(1, &explicit, Caps::default()),
+            Err(SchemaError::NotDiscovered { .. })
+        ));
+    }
+
+    #[test]
+    fn the_fingerprint_set_is_bounded() {
+        let mut discovered = Discovered::new(Caps::default());
+        for i in 0..=MAX_FINGERPRINTS {
+            discovered.observe(&json!({ format!("k{i}"): 1 }));
+        }
+        assert_eq!(discovered.fingerprints_seen(), 1);
+        assert_eq!(discovered.version(), MAX_FINGERPRINTS as u32 + 1);
+    }
+}

@@ -61,6 +61,9 @@ fn shape(value: &Value, depth: u32, caps: &Caps, budget: &mut usize) -> u64 {
             let mut items = [0u64; FINGERPRINT_ITEMS];
             let mut count = 0;
             for (slot, value) in items.iter_mut().zip(values) {
+                if *budget == 0 {
+                    break;
+                }
                 *slot = shape(value, depth + 1, caps, budget);
                 count += 1;
             }
@@ -79,6 +82,9 @@ fn shape(value: &Value, depth: u32, caps: &Caps, budget: &mut usize) -> u64 {
         Value::Object(map) => {
             let (mut sum, mut long_keys, mut cut) = (0u64, false, false);
             for (key, value) in map {
+                if *budget == 0 {
+                    break;
+                }
                 if key.len() > caps.max_key_bytes {
                     long_keys = true;
                 } else if depth >= caps.max_depth {
@@ -103,4 +109,85 @@ fn mix(a: u64, b: u64) -> u64 {
     bytes[..8].copy_from_slice(&a.to_le_bytes());
     bytes[8..].copy_from_slice(&b.to_le_bytes());
     xxh3_64(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{FINGERPRINT_ITEMS, FINGERPRINT_VALUES};
+    use crate::caps::Caps;
+
+    fn fingerprint(value: &Value) -> u64 {
+        Caps::default().fingerprint(value)
+    }
+
+    #[test]
+    fn values_do_not_count_shapes_do() {
+        let same = [
+            (json!({"a": 1, "b": "x"}), json!({"b": "y", "a": -5})),
+            (json!([1, "a", 2]), json!(["b", 3])),
+            (
+                json!({"at": "2024-01-01T00:00:00Z"}),
+                json!({"at": "1999-12-31T23:59:59.5+01:00"}),
+            ),
+            (json!([{"x": 1}, {"x": 2}]), json!([{"x": 3}])),
+        ];
+        for (a, b) in &same {
+            assert_eq!(fingerprint(a), fingerprint(b), "{a} vs {b}");
+        }
+        let different = [
+            (json!({"a": 1}), json!({"a": 1.5})),
+            (json!({"a": 1}), json!({"b": 1})),
+            (json!({"a": 1}), json!({"a": 1, "b": 1})),
+            (json!({"a": "x"}), json!({"a": "2024-01-01"})),
+            (json!([]), json!({})),
+            (json!([]), json!([null])),
+            (json!({"a": {"b": 1}}), json!({"a": {"c": 1}})),
+            (json!({"a": 1, "b": 2}), json!({"a": 2, "c": 1})),
+        ];
+        for (a, b) in &different {
+            assert_ne!(fingerprint(a), fingerprint(b), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn only_the_first_items_and_values_count() {
+        let mut items = vec![json!(1); FINGERPRINT_ITEMS];
+        let short = fingerprint(&Value::from(items.clone()));
+        items.push(json!("late"));
+        assert_eq!(fingerprint(&Value::from(items)), short);
+
+        let values = vec![json!([1]); FINGERPRINT_VALUES];
+        let mut tail = values.clone();
+        tail.push(json!(["late"]));
+        // An object of many small arrays runs out of budget before its last key.
+        let object = |values: Vec<Value>| -> Value {
+            Value::Object(
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("{i:05}"), v))
+                    .collect(),
+            )
+        };
+        assert_eq!(fingerprint(&object(values)), fingerprint(&object(tail)));
+    }
+
+    #[test]
+    fn follows_the_caps_it_is_computed_under() {
+        let caps = Caps {
+            max_depth: 1,
+            max_key_bytes: 3,
+            ..Caps::default()
+        };
+        // Below the depth cap and over-long keys, inference sees nothing: nor does this.
+        let a = json!({"o": {"x": 1}, "long": 1});
+        let b = json!({"o": {"y": "s"}, "longer": true});
+        assert_eq!(caps.fingerprint(&a), caps.fingerprint(&b));
+        assert_ne!(
+            Caps::default().fingerprint(&a),
+            Caps::default().fingerprint(&b)
+        );
+    }
 }

@@ -161,8 +161,8 @@ fn is_email(bytes: &[u8]) -> bool {
     local_ok && is_dns_name(domain)
 }
 
-/// At least two labels, letters/digits/hyphens, no label starting or ending with a hyphen,
-/// an alphabetic top-level label.
+/// At least two labels, letters/digits/hyphens, no label starting or ending with a hyphen
+/// or holding two in a row (`ab--c` is reserved for IDNA), an alphabetic top-level label.
 fn is_dns_name(bytes: &[u8]) -> bool {
     if bytes.is_empty() || bytes.len() > 253 {
         return false;
@@ -176,6 +176,7 @@ fn is_dns_name(bytes: &[u8]) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
             && label.first() != Some(&b'-')
             && label.last() != Some(&b'-')
+            && !label.windows(2).any(|pair| pair == b"--")
     };
     labels.len() >= 2
         && labels.iter().all(label_ok)
@@ -195,7 +196,8 @@ fn is_uri(bytes: &[u8]) -> bool {
         && scheme
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if !scheme_ok || !uri_chars(rest) {
+    let fragments = rest.iter().filter(|b| **b == b'#').count();
+    if !scheme_ok || !uri_chars(rest) || fragments > 1 {
         return false;
     }
     if let Some(hier) = rest.strip_prefix(b"//") {
@@ -233,7 +235,7 @@ fn uri_chars(bytes: &[u8]) -> bool {
 
 /// `[userinfo@]host[:port]` with a registered-name host and a numeric port.
 fn is_authority(bytes: &[u8]) -> bool {
-    let host_port = match bytes.iter().rposition(|b| *b == b'@') {
+    let host_port = match bytes.iter().position(|b| *b == b'@') {
         Some(at) => &bytes[at + 1..],
         None => bytes,
     };
@@ -280,6 +282,7 @@ mod tests {
             ("ana@example.com", Some(Email)),
             ("first.last+tag@mail.example.co", Some(Email)),
             ("ana@localhost", None),
+            ("ana@ab--c.com", None),
             ("ana@@example.com", None),
             ("ana.@example.com", None),
             ("https://example.com/path?q=1#frag", Some(Uri)),
@@ -290,6 +293,8 @@ mod tests {
             ("order:123", None),
             ("https://exa mple.com", None),
             ("https://example.com/%zz", None),
+            ("http://host/a#b#c", None),
+            ("http://a@b@host/", None),
             ("hello", None),
             ("", None),
             ("2024", None),

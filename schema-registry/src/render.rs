@@ -280,3 +280,89 @@ fn not_discovered(pointer: impl Into<String>, message: impl Into<String>) -> Sch
         message: message.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::from_json;
+    use crate::error::SchemaError;
+
+    fn refused(schema: Value) -> (String, String) {
+        match from_json(&schema) {
+            Err(SchemaError::NotDiscovered { pointer, message }) => (pointer, message),
+            other => panic!("{schema} was read as {other:?}"),
+        }
+    }
+
+    fn doc(mut body: Value) -> Value {
+        body["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        body
+    }
+
+    #[test]
+    fn only_what_rendering_writes_is_read_back() {
+        let cases = [
+            (json!({"type": "object"}), "/$schema"),
+            (
+                doc(json!({"type": "object", "minProperties": 1})),
+                "/minProperties",
+            ),
+            (doc(json!({"type": "strin"})), "/type"),
+            (doc(json!({"type": ["integer", "number"]})), "/type"),
+            (doc(json!({"type": []})), "/type"),
+            (
+                doc(json!({"type": "string", "properties": {"a": {"type": "null"}}})),
+                "/properties",
+            ),
+            (
+                doc(
+                    json!({"type": "object", "properties": {"a": {"type": "null", "$schema": "x"}}}),
+                ),
+                "/properties/a/$schema",
+            ),
+            (
+                doc(
+                    json!({"type": "object", "properties": {"a/b": {"type": "null", "enum": [null]}}}),
+                ),
+                "/properties/a~1b/enum",
+            ),
+            (
+                doc(
+                    json!({"type": "object", "properties": {"a": {"type": "null"}}, "required": ["b"]}),
+                ),
+                "/required/0",
+            ),
+            (
+                doc(json!({"type": "object", "required": ["a"]})),
+                "/required/0",
+            ),
+            (doc(json!({"type": "array", "items": true})), "/items"),
+            (
+                doc(json!({"type": "string", "format": "hostname"})),
+                "/format",
+            ),
+            (doc(json!({"type": "integer", "format": "uuid"})), "/format"),
+            (
+                doc(json!({"type": "integer", "$comment": "hello"})),
+                "/$comment",
+            ),
+            (
+                doc(
+                    json!({"type": "integer", "$comment": "items not inferred: over the schema size caps"}),
+                ),
+                "/$comment",
+            ),
+        ];
+        for (schema, pointer) in cases {
+            assert_eq!(refused(schema.clone()).0, pointer, "{schema}");
+        }
+        assert_eq!(
+            refused(doc(json!({"type": ["null", "null"]}))),
+            (
+                "/type".to_owned(),
+                "type \"null\" is listed twice or with another numeric type".to_owned()
+            )
+        );
+    }
+}
