@@ -129,7 +129,6 @@ pub(crate) fn number_json(n: f64) -> serde_json::Value {
     // 2^63 as f64; values in (-2^63, 2^63) convert to i64 exactly when integral.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     if n.fract() == 0.0 && n > -LIMIT && n < LIMIT {
-        #[allow(clippy::cast_possible_truncation)]
         return serde_json::Value::from(n as i64);
     }
     serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)

@@ -109,18 +109,54 @@
 //! form; `Compare` on a string to a term or range on the raw (untokenized) string; `time`
 //! to a range on a date field; `Prefix` to a prefix on the raw string; `Exists` to an
 //! exists query; `Text` to a phrase (or term) query over `data`'s tokenized text.
+//!
+//! # Analytics
+//!
+//! [`AnalyticsRequest::from_json`] reads the body of `POST /v1/buses/{bus}/analytics` (and
+//! `POST /v1/analytics/deliveries`) into a validated [`AnalyticsRequest`]:
+//!
+//! ```
+//! use switchyard_analytics::{AnalyticsRequest, Metric, Order};
+//! let r = AnalyticsRequest::from_json(br#"{"q": "type = com.shop.*", "from": "2024-01-31",
+//!     "to": "2024-02-01", "group_by": ["data.country"], "interval": "1h",
+//!     "metric": "p95:data.total", "order": "desc", "limit": 5}"#)?;
+//! assert_eq!((r.interval.map(|i| i.as_ms()), r.metric.to_string(), r.order, r.limit),
+//!            (Some(3_600_000), "p95:data.total".to_owned(), Order::Desc, 5));
+//! # Ok::<(), switchyard_analytics::AnalyticsError>(())
+//! ```
+//!
+//! - `from` (inclusive) and `to` (exclusive) are required: RFC 3339 or dates. They apply
+//!   to each record's own time (`received_at` for events, as in search).
+//! - `q` defaults to every record; `group_by` to none (one overall row); `metric` to
+//!   `count`; `order` to `desc`; `limit` to [`DEFAULT_LIMIT`].
+//! - `group_by`: at most [`MAX_GROUP_BY`] distinct fields, written as in queries.
+//! - `interval`: `<n>s|m|h|d`, 1s to 365d, buckets aligned to the Unix epoch (UTC), and at
+//!   most [`MAX_BUCKETS`] buckets over the window.
+//! - `metric`: `count`, or `avg`, `sum`, `min`, `max` or `pNN` (1 to 99, nearest rank)
+//!   followed by `:field`, over the numbers in that field.
+//! - `limit`: 1 to [`MAX_LIMIT`] rows, or series with an `interval`.
+//!
+//! [`AnalyticsRequest::compute`] is the reference result over a slice of records; its doc
+//! says exactly how records fall into groups and how rows are ranked.
 
+mod aggregate;
 mod ast;
 mod display;
 mod error;
 mod eval;
 mod lexer;
 mod parser;
+mod request;
 mod text;
 mod time;
 
+pub use aggregate::{AnalyticsResult, Group, Point, Row, Series};
 pub use ast::{CompareOp, Field, Query, Value, text_term};
 pub use error::{AnalyticsError, QueryError};
 pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, MAX_TERMS};
+pub use request::{
+    AnalyticsBody, AnalyticsRequest, DEFAULT_LIMIT, Interval, MAX_BUCKETS, MAX_GROUP_BY, MAX_LIMIT,
+    Metric, Order,
+};
 pub use text::tokenize;
 pub use time::{format_timestamp_ms, parse_timestamp_ms};

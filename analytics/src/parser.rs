@@ -330,11 +330,17 @@ impl<'a> Parser<'a> {
             return Err(self.error_at(start, format!("empty segment in the field {}", word.raw)));
         }
         if !rest.is_empty() {
+            let suggestion = match word.raw.get(..4) {
+                Some(head) if head.eq_ignore_ascii_case("data") => {
+                    format!("data{}", &word.raw[4..])
+                }
+                _ => format!("data.{}", word.raw),
+            };
             return Err(self.error_at(
                 start,
                 format!(
-                    "unknown field {}: only data has nested fields (did you mean data.{}?)",
-                    word.raw, word.raw
+                    "unknown field {}: only data has nested fields (did you mean {suggestion}?)",
+                    word.raw
                 ),
             ));
         }
