@@ -10,3 +10,4 @@ mod ops;
 mod publish;
 mod receiver;
 mod rules;
+mod schemas;

@@ -145,6 +145,8 @@ async fn openapi_lists_every_route() {
             "/v1/buses/{bus}/rules/{rule}/disable",
             "/v1/buses/{bus}/rules/{rule}/enable",
             "/v1/patterns/test",
+            "/v1/schemas",
+            "/v1/schemas/{source}/{type}",
             "/v1/transforms/test",
         ]
     );

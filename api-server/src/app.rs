@@ -25,6 +25,7 @@ pub struct AppState {
     pub address_policy: switchyard_targets::AddressPolicy,
     /// One connection pool for every `http` target.
     pub http_client: reqwest::Client,
+    pub schemas: Arc<crate::schemas::Schemas>,
     /// A handle on this state for parts that are owned by it (the `bus` target).
     pub me: std::sync::Weak<AppState>,
 }
@@ -64,7 +65,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let address_policy = config.address_policy();
     let http_client =
         switchyard_targets::http::client(address_policy.clone()).map_err(anyhow::Error::msg)?;
+    let schemas = Arc::new(
+        crate::schemas::Schemas::load(&meta)
+            .await
+            .context("loading schemas")?,
+    );
     let state = Arc::new_cyclic(|me| AppState {
+        schemas,
         config,
         meta,
         buses,
@@ -75,6 +82,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         http_client,
         me: me.clone(),
     });
+    state.schemas.start(state.clone());
     for bus in state.buses.all() {
         crate::dispatch::start(&state, &bus).await?;
         bus.indexer.start();
@@ -89,6 +97,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!("draining done; closing logs");
     retention.abort();
     state.buses.close_all(&state).await;
+    state.schemas.save_counters(&state.meta).await;
     state.meta.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -12,6 +12,7 @@ mod meta;
 mod metrics;
 mod routes;
 mod ruleset;
+mod schemas;
 
 use clap::Parser as _;
 

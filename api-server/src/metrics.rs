@@ -34,6 +34,12 @@ pub struct TargetLabels {
     pub target: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SchemaLabels {
+    pub bus: String,
+    pub r#type: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_ingested: Family<BusLabel, Counter>,
@@ -48,6 +54,7 @@ pub struct Metrics {
     pub backlog: Family<TargetLabels, Gauge>,
     /// Refreshed at every scrape.
     pub index_lag: Family<BusLabel, Gauge>,
+    pub schema_violations: Family<SchemaLabels, Counter>,
 }
 
 impl Metrics {
@@ -108,8 +115,15 @@ impl Metrics {
             "Events stored but not yet searchable",
             index_lag.clone(),
         );
+        let schema_violations = Family::<SchemaLabels, Counter>::default();
+        registry.register(
+            "switchyard_schema_violations",
+            "Events accepted on a warn bus although they break their declared schema",
+            schema_violations.clone(),
+        );
         Metrics {
             registry,
+            schema_violations,
             index_lag,
             deliveries,
             delivery_latency,

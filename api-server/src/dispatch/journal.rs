@@ -19,6 +19,8 @@ pub enum Stage {
     RetryScheduled,
     Delivered,
     DeadLettered,
+    /// Accepted on a `warn` bus although it breaks its declared schema.
+    SchemaViolation,
 }
 
 /// One journal line, as stored and as shown in a trace timeline.
@@ -41,6 +43,23 @@ pub struct Entry {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
+}
+
+impl Entry {
+    pub fn new(offset: u64, stage: Stage) -> Entry {
+        Entry {
+            at_ms: 0,
+            offset,
+            stage,
+            rule: String::new(),
+            target: String::new(),
+            attempt: None,
+            status: None,
+            latency_ms: None,
+            error: None,
+            retry_in_ms: None,
+        }
+    }
 }
 
 pub struct Journal {

@@ -447,23 +447,6 @@ impl Worker {
     }
 }
 
-impl Entry {
-    fn new(offset: u64, stage: Stage) -> Entry {
-        Entry {
-            at_ms: 0,
-            offset,
-            stage,
-            rule: String::new(),
-            target: String::new(),
-            attempt: None,
-            status: None,
-            latency_ms: None,
-            error: None,
-            retry_in_ms: None,
-        }
-    }
-}
-
 /// The event as sent to a dead-letter bus: the original plus why it was given up on.
 fn dead_letter_copy(event: &Value, reason: &str, attempts: u32, rule: &str, target: &str) -> Value {
     let mut copy = event.clone();
@@ -489,7 +472,14 @@ async fn publish_json(state: &AppState, bus: &str, event: Value) -> Result<(), D
         })?;
     crate::ingest::append(state, &target_bus, vec![parsed])
         .await
-        .map_err(|e| DeliveryError::retryable(format!("appending to bus {bus}: {e}")))?;
+        .map_err(|e| match e {
+            crate::ingest::IngestError::Log(e) => {
+                DeliveryError::retryable(format!("appending to bus {bus}: {e}"))
+            }
+            schema @ crate::ingest::IngestError::Schema(_) => {
+                DeliveryError::permanent(format!("bus {bus}: {schema}"))
+            }
+        })?;
     Ok(())
 }
 

@@ -73,10 +73,12 @@ impl<'a> Step<'a> {
             crate::dispatch::journal::Stage::RetryScheduled => "retry_scheduled",
             crate::dispatch::journal::Stage::Delivered => "delivered",
             crate::dispatch::journal::Stage::DeadLettered => "dead_lettered",
+            crate::dispatch::journal::Stage::SchemaViolation => "schema_violation",
         };
+        let named = |s: &'a str| (!s.is_empty()).then_some(s);
         Step {
-            rule: Some(&e.rule),
-            target: Some(&e.target),
+            rule: named(&e.rule),
+            target: named(&e.target),
             attempt: e.attempt,
             status: e.status,
             latency_ms: e.latency_ms,

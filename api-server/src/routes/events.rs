@@ -62,7 +62,10 @@ async fn publish(
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, state.config.max_batch_bytes).await?;
     let events = parse_events(&headers, &body, &state.limits)?;
-    let appended = crate::ingest::append(&state, &bus, events).await?;
+    let batched = is_batch(&headers);
+    let appended = crate::ingest::append(&state, &bus, events)
+        .await
+        .map_err(|e| ingest_error(e, batched))?;
     state
         .metrics
         .ingest_latency
@@ -80,6 +83,49 @@ async fn publish(
         accepted: events.len(),
         events,
     }))
+}
+
+fn is_batch(headers: &HeaderMap) -> bool {
+    !headers.contains_key("ce-specversion")
+        && headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/cloudevents-batch+json")
+            })
+}
+
+/// Schema violations on an enforcing bus are a 422 naming every problem; batches say which
+/// event each one is about.
+fn ingest_error(e: crate::ingest::IngestError, batched: bool) -> ApiError {
+    match e {
+        crate::ingest::IngestError::Log(e) => e.into(),
+        crate::ingest::IngestError::Schema(found) => {
+            let violations: Vec<Value> = found
+                .iter()
+                .flat_map(|(i, vs)| {
+                    vs.iter().map(move |v| {
+                        if batched {
+                            json!({"index": i, "pointer": v.pointer, "message": v.message})
+                        } else {
+                            json!({"pointer": v.pointer, "message": v.message})
+                        }
+                    })
+                })
+                .collect();
+            ApiError::new(
+                ErrorKind::Unprocessable,
+                "schema_violation",
+                format!(
+                    "{} event(s) break their declared schema; nothing was stored",
+                    found.len()
+                ),
+            )
+            .with_details(json!({ "violations": violations }))
+        }
+    }
 }
 
 fn parse_events(

@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 mod health;
 pub mod rules;
+mod schemas;
 mod testing;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"))
+    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"))
 )]
 struct ApiDoc;
 
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(rules::router())
         .merge(testing::router())
         .merge(deliveries::router())
+        .merge(schemas::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);
