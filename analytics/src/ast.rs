@@ -3,7 +3,6 @@
 
 use crate::QueryError;
 use crate::parser;
-use crate::text;
 
 /// A parsed query. Build one with [`Query::parse`]; `Display` writes it back in a canonical
 /// form that parses to an equal value.
@@ -279,11 +278,4 @@ impl Query {
             | Query::Text { .. } => leaf(self.clone()),
         }
     }
-}
-
-/// Builds a full-text term from free text, as the parser does for a bare word or a
-/// quoted phrase; `None` if the text holds no letter or digit.
-pub fn text_term(text: &str) -> Option<Query> {
-    let terms = text::tokenize(text);
-    (!terms.is_empty()).then_some(Query::Text { terms })
 }

@@ -151,7 +151,7 @@ mod text;
 mod time;
 
 pub use aggregate::{AnalyticsResult, Group, Point, Row, Series};
-pub use ast::{CompareOp, Field, Query, Value, text_term};
+pub use ast::{CompareOp, Field, Query, Value};
 pub use error::{AnalyticsError, QueryError};
 pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, MAX_TERMS};
 pub use request::{

@@ -117,13 +117,15 @@ impl<'a> Parser<'a> {
     /// A word directly followed by a comparison operator, or by `IN (`, is a field name
     /// whatever it spells: that is how `in = 1` or `exists not` stay possible.
     fn is_field_at(&self, ahead: usize) -> bool {
-        if !matches!(self.at(ahead).tok, Tok::Word(_)) {
-            return false;
-        }
-        match &self.at(ahead + 1).tok {
+        matches!(self.at(ahead).tok, Tok::Word(_)) && self.is_operator_at(ahead + 1)
+    }
+
+    /// A comparison operator, or `IN (`.
+    fn is_operator_at(&self, ahead: usize) -> bool {
+        match &self.at(ahead).tok {
             Tok::Op(_) => true,
             Tok::Word(w) => {
-                plain_keyword(w) == Some(Keyword::In) && self.at(ahead + 2).tok == Tok::LParen
+                plain_keyword(w) == Some(Keyword::In) && self.at(ahead + 1).tok == Tok::LParen
             }
             _ => false,
         }
@@ -231,7 +233,7 @@ impl<'a> Parser<'a> {
                 Ok(inner)
             }
             Tok::Str { text, prefix } => {
-                if matches!(self.at(1).tok, Tok::Op(_)) {
+                if self.is_operator_at(1) {
                     return Err(self.error_at(
                         token.start,
                         "a field name cannot be quoted: write type = x, or quote only path segments as in data.\"a b\" = x",

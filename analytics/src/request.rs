@@ -227,9 +227,9 @@ impl Interval {
         self.ms
     }
 
-    /// The start of the bucket holding `at_ms`.
+    /// The start of the bucket holding `at_ms` (saturating at `i64::MIN`).
     pub fn bucket_start(self, at_ms: i64) -> i64 {
-        at_ms.div_euclid(self.ms) * self.ms
+        at_ms.saturating_sub(at_ms.rem_euclid(self.ms))
     }
 
     /// How many buckets `[from_ms, to_ms)` touches (`to_ms > from_ms`).

@@ -131,6 +131,8 @@ fn intervals() {
         (m.bucket_count(0, 60_000), m.bucket_count(59_999, 60_001)),
         (1, 2)
     );
+    assert_eq!(m.bucket_start(i64::MIN), i64::MIN);
+    assert_eq!(m.bucket_start(i64::MAX), i64::MAX - i64::MAX % 60_000);
 }
 
 #[test]

@@ -147,6 +147,11 @@ fn strings_and_words() {
         r#"a field name cannot be quoted: write type = x, or quote only path segments as in data."a b" = x"#,
     );
     check(
+        r#""type" IN (a)"#,
+        0,
+        r#"a field name cannot be quoted: write type = x, or quote only path segments as in data."a b" = x"#,
+    );
+    check(
         "---",
         0,
         "a full-text term needs at least one letter or digit",
