@@ -5,8 +5,8 @@
 use std::fmt::{self, Display, Formatter, Write};
 
 use crate::ast::{CompareOp, Field, Query, Value};
+use crate::bare::bare_value;
 use crate::lexer::{KEYWORDS, is_delimiter};
-use crate::parser::bare_value;
 
 impl Display for Query {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {

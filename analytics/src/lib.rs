@@ -141,6 +141,7 @@
 
 mod aggregate;
 mod ast;
+mod bare;
 mod display;
 mod error;
 mod eval;

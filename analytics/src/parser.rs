@@ -2,6 +2,7 @@
 //! limits that keep a hostile query cheap.
 
 use crate::ast::{CompareOp, Field, Query, Value};
+use crate::bare::{bare_value, is_attribute_name};
 use crate::error::floor_char_boundary;
 use crate::lexer::{self, Keyword, Segment, Tok, Token, Word};
 use crate::{QueryError, text, time};
@@ -468,7 +469,7 @@ impl<'a> Parser<'a> {
                     describe(&token.tok)
                 ),
             )),
-            Tok::Word(word) if !word.has_quoted() => self.bare_value(&word.raw, token.start),
+            Tok::Word(word) if !word.has_quoted() => self.bare_word_value(&word.raw, token.start),
             Tok::Word(_) | Tok::LParen | Tok::RParen | Tok::Comma | Tok::Op(_) | Tok::End => {
                 Err(self.error_at(
                     token.start,
@@ -481,7 +482,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn bare_value(&self, raw: &str, start: usize) -> Result<Written, QueryError> {
+    fn bare_word_value(&self, raw: &str, start: usize) -> Result<Written, QueryError> {
         if let Some(star) = raw.find('*') {
             if star + 1 != raw.len() {
                 return Err(self.error_at(
@@ -530,66 +531,6 @@ fn plain_keyword(word: &Word) -> Option<Keyword> {
     } else {
         lexer::keyword(&word.raw)
     }
-}
-
-/// `[a-z0-9_]+`: CloudEvents attribute names, plus `_` for delivery records' fields.
-pub(crate) fn is_attribute_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// What an unquoted value means: `true`, `false`, `null`, a JSON number, or else a string.
-/// `Err` for a JSON number too large for an `f64`.
-pub(crate) fn bare_value(raw: &str) -> Result<Value, ()> {
-    Ok(match raw {
-        "true" => Value::Bool(true),
-        "false" => Value::Bool(false),
-        "null" => Value::Null,
-        _ if is_json_number(raw) => match raw.parse::<f64>() {
-            Ok(n) if n.is_finite() => Value::Number(n),
-            _ => return Err(()),
-        },
-        _ => Value::String(raw.to_owned()),
-    })
-}
-
-/// JSON's number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`. `007`, `.5`,
-/// `+1`, `1.` and `inf` are not numbers, so they stay strings.
-pub(crate) fn is_json_number(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
-    let digits = |i: &mut usize| {
-        let from = *i;
-        while b.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
-        }
-        *i - from
-    };
-    match b.get(i) {
-        Some(b'0') => i += 1,
-        Some(b'1'..=b'9') => {
-            digits(&mut i);
-        }
-        _ => return false,
-    }
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
 }
 
 /// A token as error messages name it.
