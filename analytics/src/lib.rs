@@ -37,6 +37,7 @@
 //! field      = attribute | "data" , { "." , segment } ;
 //! attribute  = ( "a"…"z" | "0"…"9" | "_" ) , { "a"…"z" | "0"…"9" | "_" } ;
 //! segment    = bare_segment | string ;             (* data."a.b"."key with spaces" *)
+//! bare_segment = word_char but '.' and '*' , { word_char but '.' and '*' } ;
 //! string     = '"' , { character | escape } , '"' ;
 //! escape     = "\" , ( '"' | "\" | "/" | "b" | "f" | "n" | "r" | "t" | "u" , 4 * hex ) ;
 //! bare_word  = word_char , { word_char } ;
@@ -103,12 +104,16 @@
 //!
 //! # Translating to an index
 //!
-//! The tree maps node by node: `And`/`Or`/`Not` to boolean must/should/must-not clauses
-//! ([`Query::to_nnf`] leaves `NOT` only above leaves); `Compare` on a number to a numeric
-//! term or range on the field's numeric column, plus (for `=`) a term on its raw string
-//! form; `Compare` on a string to a term or range on the raw (untokenized) string; `time`
-//! to a range on a date field; `Prefix` to a prefix on the raw string; `Exists` to an
-//! exists query; `Text` to a phrase (or term) query over `data`'s tokenized text.
+//! The tree maps node by node: `All` to match-all; `And`/`Or`/`Not` to boolean
+//! must/should/must-not clauses ([`Query::to_nnf`] leaves `NOT` only above leaves, with
+//! `!=` as `NOT =`); `Compare` on a number to a numeric term or range on the field, plus
+//! (for `=`) a term on the number's `Display` text among the field's raw strings;
+//! `Compare` on a string to a term or range on the raw (untokenized) string; `Compare` on
+//! a boolean to a boolean term; `= null` to `NOT EXISTS`; `time` to a millisecond range on
+//! a date field ([`parse_timestamp_ms`] reads the value); `In` to a should of its `=`s;
+//! `Prefix` to a prefix on the raw string; `Exists` to an exists query over the path and
+//! everything below it; `Text` to a phrase (one token: a term) over `data`'s strings,
+//! tokenized exactly as [`tokenize`] does.
 //!
 //! # Analytics
 //!
