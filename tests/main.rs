@@ -11,3 +11,4 @@ mod publish;
 mod receiver;
 mod rules;
 mod schemas;
+mod search;

@@ -303,7 +303,7 @@ async fn pages_are_newest_first_without_gaps_or_repeats() {
         "cursor=abc",
         "from=yesterday",
         "colour=red",
-        "q=type%3Dx",
+        "q=type%3D",
     ] {
         let r = s
             .send(s.request(Method::GET, &format!("/v1/buses/default/events?{bad}")))

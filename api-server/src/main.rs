@@ -13,6 +13,7 @@ mod metrics;
 mod routes;
 mod ruleset;
 mod schemas;
+mod search;
 
 use clap::Parser as _;
 

@@ -269,7 +269,8 @@ pub fn format_ms(ms: i64) -> String {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Search query (not available yet: listing reads straight from the log).
+    /// Search query (see the query language in the README); without it the listing reads
+    /// straight from the log.
     q: Option<String>,
     /// Oldest `received_at` to include (RFC 3339).
     from: Option<String>,
@@ -294,12 +295,6 @@ async fn list_events(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     let bus = find_bus(&state, &bus)?;
-    if params.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
-        return Err(ApiError::bad_request(
-            "unsupported_query",
-            "search queries (q) are not available in this build yet; list without q, filtered by from/to",
-        ));
-    }
     let limit = page_limit(params.limit)?;
     let from_ms = params
         .from
@@ -311,6 +306,11 @@ async fn list_events(
         .as_deref()
         .map(|t| parse_time("to", t))
         .transpose()?;
+    if let Some(q) = params.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        let filter = crate::search::within(crate::search::parse(q)?, from_ms, to_ms);
+        let before = parse_cursor::<u64>(params.cursor.as_deref())?;
+        return search_page(&bus, filter, before, limit).await;
+    }
     let bounds = bus.log.bounds();
     let Some(first) = bounds.first else {
         return json_response(&EventPage {
@@ -353,6 +353,46 @@ async fn list_events(
     }
     let events = page.iter().map(to_record).collect::<ApiResult<Vec<_>>>()?;
     let next_cursor = (!exhausted && before > first).then(|| before.to_string());
+    json_response(&EventPage {
+        events,
+        next_cursor,
+    })
+}
+
+/// One page of search results, newest first, read back from the log.
+async fn search_page(
+    bus: &crate::buses::Bus,
+    filter: switchyard_event_store::Filter,
+    before: Option<u64>,
+    limit: usize,
+) -> ApiResult<Response> {
+    let index = bus.indexer.index.clone();
+    let offsets = tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            switchyard_event_store::IndexError::Unsupported(m) => {
+                ApiError::bad_request("unsupported_query", format!("query: {m}"))
+            }
+            other => ApiError::internal(other),
+        })?;
+    let mut page: Vec<Record> = Vec::with_capacity(offsets.len());
+    for &offset in &offsets {
+        // Retention may have removed it from the log before the index caught up.
+        if let Some(r) = bus
+            .log
+            .read(offset, 1)
+            .await?
+            .pop()
+            .filter(|r| r.offset == offset)
+        {
+            page.push(r);
+        }
+    }
+    let events = page.iter().map(to_record).collect::<ApiResult<Vec<_>>>()?;
+    let next_cursor = (offsets.len() == limit)
+        .then(|| offsets.last().map(u64::to_string))
+        .flatten();
     json_response(&EventPage {
         events,
         next_cursor,

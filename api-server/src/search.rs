@@ -1,0 +1,125 @@
+//! Search: the query language (`switchyard-analytics`) translated into index filters
+//! (`switchyard-event-store`), and the 400 a bad query gets.
+
+use std::ops::Bound;
+
+use serde_json::json;
+use switchyard_analytics::{CompareOp, Field, Query, Value};
+use switchyard_event_store::{FieldRef, Filter, Scalar};
+
+use crate::error::ApiError;
+
+/// Parses a `q` parameter into an index filter.
+pub fn parse(q: &str) -> Result<Filter, ApiError> {
+    let query = Query::parse(q).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("query: {} (at position {})", e.message, e.position),
+        )
+        .with_details(json!({"position": e.position, "line": e.line, "column": e.column}))
+    })?;
+    translate(&query)
+        .map_err(|message| ApiError::bad_request("unsupported_query", format!("query: {message}")))
+}
+
+fn translate(q: &Query) -> Result<Filter, String> {
+    Ok(match q {
+        Query::All => Filter::All,
+        Query::Compare { field, op, value } => compare(field, *op, value)?,
+        Query::Prefix { field, prefix } => {
+            return Err(format!(
+                "prefix matches ({} = {prefix}*) are not supported by search yet",
+                field_name(field)
+            ));
+        }
+        Query::In { field, values } => Filter::Or(
+            values
+                .iter()
+                .map(|v| compare(field, CompareOp::Eq, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        Query::Exists { field } => Filter::Exists(field_ref(field)?),
+        Query::Text { terms } => Filter::Text(terms.join(" ")),
+        Query::And(parts) => Filter::And(parts.iter().map(translate).collect::<Result<_, _>>()?),
+        Query::Or(parts) => Filter::Or(parts.iter().map(translate).collect::<Result<_, _>>()?),
+        Query::Not(inner) => Filter::Not(Box::new(translate(inner)?)),
+    })
+}
+
+fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String> {
+    let target = field_ref(field)?;
+    // `time` is a timestamp: compare it as one.
+    let (target, scalar) = match (&target, value) {
+        (FieldRef::Attr(name), Value::String(s)) if name == "time" && op.is_ordering() => {
+            let ms = switchyard_analytics::parse_timestamp_ms(s)
+                .ok_or_else(|| format!("time {s:?} is not a timestamp"))?;
+            (FieldRef::Time, Scalar::TimeMs(ms))
+        }
+        (_, Value::String(s)) => (target, Scalar::Str(s.clone())),
+        (_, Value::Number(n)) => (target, Scalar::Num(*n)),
+        (_, Value::Bool(b)) => (target, Scalar::Bool(*b)),
+        (_, Value::Null) => {
+            // `field = null`: the field has no value.
+            let missing = Filter::Not(Box::new(Filter::Exists(target)));
+            return match op {
+                CompareOp::Eq => Ok(missing),
+                CompareOp::Ne => Ok(Filter::Not(Box::new(missing))),
+                CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge => Err(format!(
+                    "{} cannot be ordered against null",
+                    field_name(field)
+                )),
+            };
+        }
+    };
+    let range = |lower, upper| Filter::Range {
+        field: target.clone(),
+        lower,
+        upper,
+    };
+    Ok(match op {
+        CompareOp::Eq => Filter::Eq(target.clone(), scalar),
+        CompareOp::Ne => Filter::Not(Box::new(Filter::Eq(target.clone(), scalar))),
+        CompareOp::Gt => range(Bound::Excluded(scalar), Bound::Unbounded),
+        CompareOp::Ge => range(Bound::Included(scalar), Bound::Unbounded),
+        CompareOp::Lt => range(Bound::Unbounded, Bound::Excluded(scalar)),
+        CompareOp::Le => range(Bound::Unbounded, Bound::Included(scalar)),
+    })
+}
+
+fn field_ref(field: &Field) -> Result<FieldRef, String> {
+    match field {
+        Field::Attribute(name) => Ok(FieldRef::Attr(name.clone())),
+        Field::Data(path) if path.is_empty() => {
+            Err("compare a path into data (data.x), not data itself".to_owned())
+        }
+        Field::Data(path) => {
+            if path.iter().any(|s| s.contains('.')) {
+                return Err("keys that contain dots cannot be searched yet".to_owned());
+            }
+            Ok(FieldRef::Data(path.join(".")))
+        }
+    }
+}
+
+fn field_name(field: &Field) -> String {
+    match field {
+        Field::Attribute(name) => name.clone(),
+        Field::Data(path) => std::iter::once("data".to_owned())
+            .chain(path.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("."),
+    }
+}
+
+/// Adds the `from`/`to` window on receive time.
+pub fn within(filter: Filter, from_ms: Option<i64>, to_ms: Option<i64>) -> Filter {
+    if from_ms.is_none() && to_ms.is_none() {
+        return filter;
+    }
+    let window = Filter::Range {
+        field: FieldRef::ReceivedAt,
+        lower: from_ms.map_or(Bound::Unbounded, |ms| Bound::Included(Scalar::TimeMs(ms))),
+        upper: to_ms.map_or(Bound::Unbounded, |ms| Bound::Excluded(Scalar::TimeMs(ms))),
+    };
+    Filter::And(vec![filter, window])
+}
