@@ -69,7 +69,9 @@ impl Discovered {
         self.fingerprints.insert(fingerprint);
         let observed = self.caps.infer(data);
         let merged = match &self.schema {
+            Some(current) if current.covers(&observed) => return None,
             Some(current) => {
+                // Rare (it makes a version, almost always), so the clone is affordable.
                 let merged = self.caps.merge(current.clone(), observed);
                 if &merged == current {
                     return None;

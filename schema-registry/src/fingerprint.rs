@@ -104,11 +104,15 @@ fn shape(value: &Value, depth: u32, caps: &Caps, budget: &mut usize) -> u64 {
     }
 }
 
+/// Combines two hashes, order-sensitively, with a multiply-xorshift finaliser (the
+/// murmur3/splitmix kind): a few cycles, and every input bit reaches every output bit.
 fn mix(a: u64, b: u64) -> u64 {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&a.to_le_bytes());
-    bytes[8..].copy_from_slice(&b.to_le_bytes());
-    xxh3_64(&bytes)
+    let mut x = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b;
+    x ^= x >> 32;
+    x = x.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    x ^= x >> 32;
+    x = x.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    x ^ (x >> 32)
 }
 
 #[cfg(test)]

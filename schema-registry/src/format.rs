@@ -53,6 +53,11 @@ impl Format {
             return None;
         }
         let bytes = value.as_bytes();
+        // No detected format has spaces, control characters or non-ASCII: one vectorisable
+        // pass rules out most free text before any format is tried.
+        if bytes.iter().any(|b| !b.is_ascii_graphic()) {
+            return None;
+        }
         match bytes.len() {
             10 if is_date(bytes) => Some(Format::Date),
             36 if is_uuid(bytes) => Some(Format::Uuid),
@@ -167,8 +172,7 @@ fn is_dns_name(bytes: &[u8]) -> bool {
     if bytes.is_empty() || bytes.len() > 253 {
         return false;
     }
-    let labels: Vec<&[u8]> = bytes.split(|b| *b == b'.').collect();
-    let label_ok = |label: &&[u8]| {
+    let label_ok = |label: &[u8]| {
         !label.is_empty()
             && label.len() <= 63
             && label
@@ -178,11 +182,13 @@ fn is_dns_name(bytes: &[u8]) -> bool {
             && label.last() != Some(&b'-')
             && !label.windows(2).any(|pair| pair == b"--")
     };
-    labels.len() >= 2
-        && labels.iter().all(label_ok)
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
+    let Some(dot) = bytes.iter().rposition(|b| *b == b'.') else {
+        return false;
+    };
+    let tld = &bytes[dot + 1..];
+    tld.len() >= 2
+        && tld.iter().all(u8::is_ascii_alphabetic)
+        && bytes[..dot].split(|b| *b == b'.').all(label_ok)
 }
 
 /// An absolute URI with an authority (`scheme://host...`), or a `urn:`/`mailto:` URI.

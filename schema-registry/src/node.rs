@@ -82,6 +82,32 @@ impl Node {
         }
     }
 
+    /// Whether merging `other` in would leave this node as it is. A cheap walk with no
+    /// allocation, for the common case of an event whose shape the schema already covers.
+    pub(crate) fn covers(&self, other: &Node) -> bool {
+        let strings = match (self.string, other.string) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(mine), Some(theirs)) => mine.format.is_none() || mine.format == theirs.format,
+        };
+        let arrays = match (&self.array, &other.array) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(mine), Some(theirs)) => mine.covers(theirs),
+        };
+        let objects = match (&self.object, &other.object) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(mine), Some(theirs)) => mine.covers(theirs),
+        };
+        (self.null || !other.null)
+            && (self.boolean || !other.boolean)
+            && self.number >= other.number
+            && strings
+            && arrays
+            && objects
+    }
+
     /// Applies the depth and size caps. Run after every inference and merge; the cut level
     /// is recovered from the tree itself (its `cut` marks), which is what makes capping
     /// commute with merging: a level once dropped stays dropped for every later merge.
@@ -167,6 +193,18 @@ impl Node {
 }
 
 impl Array {
+    fn covers(&self, other: &Array) -> bool {
+        if self.cut {
+            return true;
+        }
+        match (&self.items, &other.items) {
+            _ if other.cut => false,
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(mine), Some(theirs)) => mine.covers(theirs),
+        }
+    }
+
     fn absorb(&mut self, other: Array) {
         self.cut |= other.cut;
         if self.cut {
@@ -182,6 +220,34 @@ impl Array {
 }
 
 impl Object {
+    fn covers(&self, other: &Object) -> bool {
+        if other.long_keys && !self.long_keys {
+            return false;
+        }
+        if self.cut {
+            return true;
+        }
+        if other.cut {
+            return false;
+        }
+        let required_kept = self
+            .properties
+            .iter()
+            .filter(|(_, mine)| mine.required)
+            .all(|(key, _)| {
+                other
+                    .properties
+                    .get(key)
+                    .is_some_and(|theirs| theirs.required)
+            });
+        required_kept
+            && other.properties.iter().all(|(key, theirs)| {
+                self.properties
+                    .get(key)
+                    .is_some_and(|mine| mine.schema.covers(&theirs.schema))
+            })
+    }
+
     fn absorb(&mut self, other: Object) {
         self.cut |= other.cut;
         self.long_keys |= other.long_keys;

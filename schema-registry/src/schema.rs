@@ -35,6 +35,11 @@ impl Schema {
         Ok(Schema { root })
     }
 
+    /// Whether merging `other` in would leave this schema unchanged.
+    pub fn covers(&self, other: &Schema) -> bool {
+        self.root.covers(&other.root)
+    }
+
     /// Merges `other` into `self` in place.
     pub fn absorb(&mut self, other: Schema, caps: &Caps) {
         self.root.absorb(other.root);

@@ -147,6 +147,19 @@ proptest! {
     }
 
     #[test]
+    fn covers_says_whether_a_merge_would_change_the_schema(
+        caps in caps(),
+        events in prop::collection::vec(value(), 1..5),
+        event in value(),
+    ) {
+        let schema = fold(&caps, &events);
+        let observed = caps.infer(&event);
+        let unchanged = caps.merge(schema.clone(), observed.clone()) == schema;
+        prop_assert_eq!(schema.covers(&observed), unchanged);
+        prop_assert!(schema.covers(&schema));
+    }
+
+    #[test]
     fn different_schemas_have_different_fingerprints(caps in caps(), a in value(), b in value()) {
         if caps.infer(&a) != caps.infer(&b) {
             prop_assert_ne!(caps.fingerprint(&a), caps.fingerprint(&b));
