@@ -31,6 +31,13 @@ pub struct NewVersion {
     pub schema: Value,
 }
 
+impl Default for Discovered {
+    /// Nothing observed yet, under the default caps.
+    fn default() -> Self {
+        Discovered::new(Caps::default())
+    }
+}
+
 impl Discovered {
     /// Nothing observed yet: version 0, no schema.
     pub fn new(caps: Caps) -> Self {

@@ -117,8 +117,8 @@ impl Node {
             .unwrap_or(caps.max_depth)
             .min(caps.max_depth);
         self.truncate(level, 0);
-        let mut counts = vec![0usize; level as usize + 1];
-        self.count_levels(0, &mut counts);
+        let mut counts = Vec::new();
+        self.count_levels(0, level as usize, &mut counts);
         let mut total = 0usize;
         for (depth, count) in counts.iter().enumerate().skip(1) {
             total = total.saturating_add(*count);
@@ -168,17 +168,24 @@ impl Node {
         }
     }
 
-    /// Adds the number of subschemas at each depth below this node into `counts`, up to
-    /// `counts.len() - 1`.
-    fn count_levels(&self, depth: usize, counts: &mut [usize]) {
-        let Some(slot) = counts.get_mut(depth + 1) else {
+    /// Adds the number of subschemas at each depth below this node, down to `limit`, into
+    /// `counts` (indexed by depth, grown as needed).
+    fn count_levels(&self, depth: usize, limit: usize, counts: &mut Vec<usize>) {
+        if depth >= limit {
             return;
-        };
+        }
         let items = self.array.as_ref().and_then(|a| a.items.as_ref());
         let properties = self.object.as_ref().map_or(0, |o| o.properties.len());
-        *slot += properties + usize::from(items.is_some());
+        let here = properties + usize::from(items.is_some());
+        if here == 0 {
+            return;
+        }
+        if counts.len() <= depth + 1 {
+            counts.resize(depth + 2, 0);
+        }
+        counts[depth + 1] += here;
         for child in self.children() {
-            child.count_levels(depth + 1, counts);
+            child.count_levels(depth + 1, limit, counts);
         }
     }
 

@@ -298,6 +298,21 @@ mod tests {
     }
 
     #[test]
+    fn caps_without_practical_limits_still_work() {
+        let caps = Caps {
+            max_depth: u32::MAX,
+            max_nodes: usize::MAX,
+            max_key_bytes: usize::MAX,
+            max_format_bytes: usize::MAX,
+        };
+        let event = json!({"a": [{"b": {"c": "ana@example.com"}}]});
+        assert_eq!(
+            infer_all_with(std::slice::from_ref(&event), &caps),
+            infer_all(&[event])
+        );
+    }
+
+    #[test]
     fn over_long_keys_are_not_listed() {
         let caps = Caps {
             max_key_bytes: 4,
