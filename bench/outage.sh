@@ -5,22 +5,11 @@
 # Usage: bench/outage.sh [outage-seconds (600)] [rate (200)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchyard-target}"
+source bench/lib.sh
 outage="${1:-600}"
 rate="${2:-200}"
-cargo build --release -q -p switchyard -p switchyard-bench
-bin="$CARGO_TARGET_DIR/release"
-data=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$data"' EXIT
 python3 bench/outage_receiver.py 8795 "$outage" &
-SWITCHYARD_LOG_LEVEL=warn "$bin/switchyard" serve --listen 127.0.0.1:8794 --data-dir "$data" \
-  --target-allow-cidr 127.0.0.0/8 >/dev/null &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -sf 127.0.0.1:8794/healthz >/dev/null && [ -f "$data/admin.key" ] && break
-  sleep 0.1
-done
-key=$(cat "$data/admin.key")
+start_switchyard 8794 --target-allow-cidr 127.0.0.0/8
 curl -sf -X PUT 127.0.0.1:8794/v1/buses/default/rules/down -H "Authorization: Bearer $key" \
   -H 'content-type: application/json' \
   -d '{"pattern": {"source": ["/bench/shop"]}, "targets": [{"id": "rx", "kind": "http",

@@ -72,6 +72,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHYARD_TARGET_ALLOW_CIDR", value_delimiter = ',')]
     pub target_allow_cidr: Vec<String>,
 
+    /// Infer the schema of each (source, type)'s data from the events published
+    /// (`--schema-discovery false` turns it off; declared schemas are still enforced).
+    #[arg(long, env = "SWITCHYARD_SCHEMA_DISCOVERY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub schema_discovery: bool,
+
     /// How often retention runs, in seconds.
     #[arg(
         long,

@@ -36,6 +36,7 @@ pub async fn append(
         return Err(IngestError::Schema(violations));
     }
     let received_at_ms = now_ms();
+    let discovery = state.config.schema_discovery;
     let mut keys = Vec::with_capacity(events.len());
     let mut sightings: BTreeMap<(String, String), Sighting> = BTreeMap::new();
     let records: Vec<NewRecord> = {
@@ -46,18 +47,8 @@ pub async fn append(
             .into_iter()
             .map(|e| {
                 keys.push((e.id.clone(), e.source.clone(), e.ty.clone()));
-                let s = sightings
-                    .entry((e.source.clone(), e.ty.clone()))
-                    .or_insert_with(|| Sighting {
-                        source: e.source.clone(),
-                        ty: e.ty.clone(),
-                        count: 0,
-                        at_ms: received_at_ms,
-                        samples: Vec::new(),
-                    });
-                s.count += 1;
-                if s.samples.len() < SAMPLES {
-                    s.samples.push(e.json.clone());
+                if discovery {
+                    sight(&mut sightings, &e, received_at_ms);
                 }
                 NewRecord {
                     matched_rules: rules.matches(&e.json),
@@ -98,6 +89,23 @@ pub async fn append(
         .zip(appended)
         .map(|((id, source, _), a)| (id, source, a))
         .collect())
+}
+
+/// Counts an event for discovery, keeping a few samples of each (source, type).
+fn sight(sightings: &mut BTreeMap<(String, String), Sighting>, e: &CloudEvent, at_ms: i64) {
+    let s = sightings
+        .entry((e.source.clone(), e.ty.clone()))
+        .or_insert_with(|| Sighting {
+            source: e.source.clone(),
+            ty: e.ty.clone(),
+            count: 0,
+            at_ms,
+            samples: Vec::new(),
+        });
+    s.count += 1;
+    if s.samples.len() < SAMPLES {
+        s.samples.push(e.json.clone());
+    }
 }
 
 /// Violations of declared schemas, by event index (none when the bus does not validate).
