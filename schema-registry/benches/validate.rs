@@ -46,6 +46,7 @@ fn order(i: usize) -> Value {
         "source_ip": "192.0.2.17",
         "channel": {"kind": "web", "referrer": "https://shop.example.com/campaigns/spring-sale?utm_source=newsletter"},
         "tags": ["priority", "gift-wrap", "first-order"],
+        "session": {"id": format!("sess-{i:08}"), "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"},
         "notes": null,
     })
 }
@@ -104,6 +105,11 @@ fn order_schema() -> Value {
                 },
             },
             "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": true},
+            "session": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "user_agent": {"type": "string", "maxLength": 512}},
+                "required": ["id"],
+            },
             "notes": {"type": ["string", "null"]},
         },
         "required": ["order_id", "created_at", "status", "customer", "items", "total", "currency"],

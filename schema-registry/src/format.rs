@@ -63,7 +63,7 @@ impl Format {
             36 if is_uuid(bytes) => Some(Format::Uuid),
             20.. if is_date_time(bytes) => Some(Format::DateTime),
             7..=15 if is_ipv4(value) => Some(Format::Ipv4),
-            _ if value.contains(':') && Ipv6Addr::from_str(value).is_ok() => Some(Format::Ipv6),
+            ..=45 if may_be_ipv6(bytes) && Ipv6Addr::from_str(value).is_ok() => Some(Format::Ipv6),
             _ if is_email(bytes) => Some(Format::Email),
             _ if is_uri(bytes) => Some(Format::Uri),
             _ => None,
@@ -137,10 +137,16 @@ fn is_hh_mm(hours: &[u8], minutes: &[u8]) -> bool {
 
 /// Hyphenated hex, 8-4-4-4-12, any version.
 fn is_uuid(bytes: &[u8]) -> bool {
-    bytes.iter().enumerate().all(|(i, b)| match i {
-        8 | 13 | 18 | 23 => *b == b'-',
-        _ => b.is_ascii_hexdigit(),
-    })
+    let dashes = [8, 13, 18, 23].iter().all(|i| bytes.get(*i) == Some(&b'-'));
+    dashes && bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-')
+}
+
+/// Starts like an IPv6 address and has a colon: worth asking the full parser.
+fn may_be_ipv6(bytes: &[u8]) -> bool {
+    bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_hexdigit() || *b == b':')
+        && bytes.contains(&b':')
 }
 
 /// Dotted quad without leading zeros (std's parser refuses them, as the validator does).
@@ -202,8 +208,7 @@ fn is_uri(bytes: &[u8]) -> bool {
         && scheme
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    let fragments = rest.iter().filter(|b| **b == b'#').count();
-    if !scheme_ok || !uri_chars(rest) || fragments > 1 {
+    if !scheme_ok || !uri_chars(rest) {
         return false;
     }
     if let Some(hier) = rest.strip_prefix(b"//") {
@@ -219,8 +224,9 @@ fn is_uri(bytes: &[u8]) -> bool {
 }
 
 /// Only characters RFC 3986 allows outside the host (no brackets: IPv6 hosts are left
-/// out), and `%` only as a two-digit escape.
+/// out), `%` only as a two-digit escape, and at most one `#`.
 fn uri_chars(bytes: &[u8]) -> bool {
+    let mut fragment = false;
     let mut i = 0;
     while let Some(b) = bytes.get(i) {
         match b {
@@ -232,12 +238,36 @@ fn uri_chars(bytes: &[u8]) -> bool {
                 }
                 i += 3;
             }
-            b if b.is_ascii_alphanumeric() || b"-._~:/?#@!$&'()*+,;=".contains(b) => i += 1,
+            b'#' if fragment => return false,
+            b'#' => {
+                fragment = true;
+                i += 1;
+            }
+            b if URI_CHARS[usize::from(*b)] => i += 1,
             _ => return false,
         }
     }
     true
 }
+
+/// Unreserved and reserved characters of RFC 3986, less `[`, `]`, and `%`/`#` (handled
+/// apart).
+const URI_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~:/?@!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// `[userinfo@]host[:port]` with a registered-name host and a numeric port.
 fn is_authority(bytes: &[u8]) -> bool {
