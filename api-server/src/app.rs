@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use switchyard_core::Limits;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::buses::Buses;
 use crate::config::{AuthMode, ServeConfig};
@@ -89,9 +90,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let retention = tokio::spawn(retention_loop(state.clone()));
     let app = routes::router(state.clone());
+    let sigterm = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let sigint = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     println!("switchyard listening on http://{addr}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(sigterm, sigint))
         .await
         .context("serving HTTP")?;
     tracing::info!("draining done; closing logs");
@@ -103,21 +106,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed before the ready line is
+/// printed, so a signal sent as soon as the server says it is listening is not lost.
+async fn shutdown_signal(mut sigterm: Signal, mut sigint: Signal) {
     tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
+        _ = sigterm.recv() => {},
+        _ = sigint.recv() => {},
     }
     tracing::info!("shutdown requested");
 }
