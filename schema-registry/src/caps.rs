@@ -21,8 +21,8 @@
 /// `format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {
-    /// Deepest level (the `data` value itself is level 0) whose children are inferred, minus
-    /// one: values at this level keep their types but not their properties or items.
+    /// Values nested this many levels below `data` (itself level 0) keep their types but not
+    /// their properties or items.
     pub max_depth: u32,
     /// Most property and `items` subschemas in one schema, counted over every level.
     pub max_nodes: usize,

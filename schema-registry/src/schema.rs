@@ -13,6 +13,19 @@ pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
 /// A discovered JSON Schema of `data`: the merge of every shape observed so far.
 ///
+/// How observations render:
+/// - each place in `data` gets one subschema; values of several JSON types there give a type
+///   list (`["object", "array", "string", "null"]`, `null` last) with each type's keywords
+///   side by side (`properties`/`required`, `items`, `format`), which is exact because a
+///   JSON Schema keyword only constrains instances of its own type; `anyOf` is never used;
+/// - `required` lists the properties present in every object seen at that place;
+/// - `integer` widens to `number` once a fraction is seen;
+/// - `format` (date-time, date, uuid, ipv4, ipv6, email, uri) only while every string seen
+///   there had that one format;
+/// - an array's `items` merges all its elements; only empty arrays seen: no `items`;
+/// - properties in sorted order; nothing is ever made `additionalProperties: false`, since
+///   a discovered schema describes, it does not forbid.
+///
 /// Equal schemas render to equal JSON, and two schemas built from the same set of events
 /// under the same [`Caps`] are equal whatever the order the events came in.
 #[derive(Debug, Clone, PartialEq, Eq)]
