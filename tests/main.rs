@@ -3,6 +3,7 @@
 
 mod support;
 
+mod analytics;
 mod buses;
 mod delivery;
 mod durability;

@@ -135,6 +135,7 @@ async fn openapi_lists_every_route() {
         [
             "/v1/buses",
             "/v1/buses/{bus}",
+            "/v1/buses/{bus}/analytics",
             "/v1/buses/{bus}/dead-letters",
             "/v1/buses/{bus}/dead-letters/redrive",
             "/v1/buses/{bus}/events",

@@ -8,7 +8,7 @@ use crate::receiver::eventually;
 use crate::support::{Backend, Server, assert_error};
 
 /// Orders from a few countries and tiers, and some payments; ids say what they are.
-fn corpus() -> Vec<Value> {
+pub fn corpus() -> Vec<Value> {
     let mut events = Vec::new();
     for i in 0..24 {
         let country = ["DE", "US", "FR"][i % 3];
@@ -35,7 +35,7 @@ fn expect(pred: impl Fn(&Value) -> bool) -> BTreeSet<String> {
         .collect()
 }
 
-async fn wait_indexed(s: &Server) {
+pub async fn wait_indexed(s: &Server) {
     eventually(Duration::from_secs(10), || async {
         let m = s
             .send(s.client.get(format!("{}/metrics", s.base)))

@@ -18,7 +18,12 @@ pub fn parse(q: &str) -> Result<Filter, ApiError> {
         )
         .with_details(json!({"position": e.position, "line": e.line, "column": e.column}))
     })?;
-    translate(&query)
+    filter_for(&query)
+}
+
+/// The index filter of a parsed query; 400 when search cannot answer it yet.
+pub fn filter_for(query: &Query) -> Result<Filter, ApiError> {
+    translate(query)
         .map_err(|message| ApiError::bad_request("unsupported_query", format!("query: {message}")))
 }
 
@@ -86,7 +91,7 @@ fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String
     })
 }
 
-fn field_ref(field: &Field) -> Result<FieldRef, String> {
+pub fn field_ref(field: &Field) -> Result<FieldRef, String> {
     match field {
         Field::Attribute(name) => Ok(FieldRef::Attr(name.clone())),
         Field::Data(path) if path.is_empty() => {
@@ -101,7 +106,7 @@ fn field_ref(field: &Field) -> Result<FieldRef, String> {
     }
 }
 
-fn field_name(field: &Field) -> String {
+pub fn field_name(field: &Field) -> String {
     match field {
         Field::Attribute(name) => name.clone(),
         Field::Data(path) => std::iter::once("data".to_owned())

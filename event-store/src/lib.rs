@@ -14,7 +14,10 @@ mod segmented;
 #[cfg(test)]
 mod testsuite;
 
-pub use index::{EventIndex, FieldRef, Filter, IndexDoc, IndexError, Scalar};
+pub use index::{
+    AggregateSpec, EventIndex, FieldRef, Filter, GroupResult, IndexDoc, IndexError, Metric, Point,
+    Scalar,
+};
 pub use log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 pub use memory::MemoryLog;
 pub use segmented::{SegmentedLog, SegmentedOptions};

@@ -1,5 +1,6 @@
 //! HTTP routes: each module exports its router; they are merged here, once.
 
+mod analytics;
 pub mod buses;
 mod deliveries;
 pub mod events;
@@ -38,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(testing::router())
         .merge(deliveries::router())
         .merge(schemas::router())
+        .merge(analytics::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);

@@ -18,8 +18,11 @@ pub struct IndexDoc<'a> {
 /// How deep into `data` the index follows; deeper values are still full-text searchable.
 const MAX_DEPTH: usize = 32;
 
+/// Tantivy keeps dates in i64 nanoseconds (years 1678 to 2262); clients can send any
+/// RFC 3339 time, so clamp into that range rather than overflow.
 pub(crate) fn timestamp_ms(ms: i64) -> tantivy::DateTime {
-    tantivy::DateTime::from_timestamp_millis(ms)
+    const LIMIT_MS: i64 = i64::MAX / 1_000_000;
+    tantivy::DateTime::from_timestamp_millis(ms.clamp(-LIMIT_MS, LIMIT_MS))
 }
 
 impl IndexDoc<'_> {

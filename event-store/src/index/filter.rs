@@ -92,7 +92,7 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
                 })
             };
             if matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded)) {
-                return Ok(Box::new(ExistsQuery::new(path(field), true)));
+                return Ok(Box::new(ExistsQuery::new(column(field), true)));
             }
             for b in [lower, upper] {
                 if let Bound::Included(Scalar::Str(_) | Scalar::Bool(_))
@@ -100,13 +100,13 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
                 {
                     return Err(IndexError::Unsupported(format!(
                         "{}: ranges compare numbers and timestamps, not text",
-                        path(field)
+                        column(field)
                     )));
                 }
             }
             Box::new(RangeQuery::new(bound(lower)?, bound(upper)?))
         }
-        Filter::Exists(field) => Box::new(ExistsQuery::new(path(field), true)),
+        Filter::Exists(field) => Box::new(ExistsQuery::new(column(field), true)),
         Filter::Text(text) => {
             let words: Vec<Box<dyn Query>> = text
                 .split(|c: char| !c.is_alphanumeric())
@@ -142,7 +142,7 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
 }
 
 /// The column name of a field, as Tantivy's fast fields know it.
-fn path(field: &FieldRef) -> String {
+pub(crate) fn column(field: &FieldRef) -> String {
     match field {
         FieldRef::Attr(name) => format!("attrs.{name}"),
         FieldRef::Data(p) => format!("data.{p}"),
@@ -153,8 +153,12 @@ fn path(field: &FieldRef) -> String {
 }
 
 fn term(f: &Fields, field: &FieldRef, value: &Scalar) -> Result<Term, IndexError> {
-    let mismatch =
-        || IndexError::Unsupported(format!("{} cannot be compared with {value:?}", path(field)));
+    let mismatch = || {
+        IndexError::Unsupported(format!(
+            "{} cannot be compared with {value:?}",
+            column(field)
+        ))
+    };
     match field {
         FieldRef::Time | FieldRef::ReceivedAt => {
             let Scalar::TimeMs(ms) = value else {

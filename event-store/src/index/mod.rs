@@ -8,6 +8,7 @@
 //! Numbers in data and extensions are indexed as f64, whatever their JSON form, so `120`
 //! and `120.0` are the same value and one range query covers every number.
 
+mod aggregate;
 mod doc;
 mod filter;
 
@@ -23,6 +24,7 @@ use tantivy::schema::{
 };
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy};
 
+pub use aggregate::{AggregateSpec, GroupResult, Metric, Point};
 pub use doc::IndexDoc;
 pub use filter::{FieldRef, Filter, Scalar};
 

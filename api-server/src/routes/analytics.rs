@@ -1,0 +1,158 @@
+//! `POST /v1/buses/{bus}/analytics`: counts, group-by, time histograms and metrics over the
+//! events of a time window, computed by the index (no event is loaded).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use serde_json::{Map, Value, json};
+use switchyard_analytics::{AnalyticsError, AnalyticsRequest, Field, Metric as AMetric, Order};
+use switchyard_core::ErrorKind;
+use switchyard_event_store::{AggregateSpec, FieldRef, GroupResult, Metric};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::buses::find_bus;
+use super::events::format_ms;
+use super::extract::read_body;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::search;
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(analytics))
+}
+
+/// `{"q", "from", "to", "group_by": [fields], "interval"?: "1m", "metric"?: "count" |
+/// "avg:field" | "sum:field" | "min:field" | "max:field" | "p95:field", "order": "desc",
+/// "limit"}` → `{"rows": [{"group", "count", "value"?}]}`, or with `interval`
+/// `{"series": [{"group", "points": [{"at", "count", "value"?}]}]}`. Percentiles come from a
+/// sketch (relative error about 1%); counts are exact.
+#[utoipa::path(post, path = "/v1/buses/{bus}/analytics", tag = "events",
+    params(("bus" = String, Path)),
+    request_body(content = Object, description = "the analytics request"),
+    responses((status = 200, description = "rows or series"), (status = 400), (status = 404), (status = 422)))]
+async fn analytics(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let bus = find_bus(&state, &bus)?;
+    let body = read_body(body, 64 * 1024).await?;
+    let req = AnalyticsRequest::from_json(&body).map_err(request_error)?;
+    let filter = search::within(
+        search::filter_for(&req.query)?,
+        Some(req.from_ms),
+        Some(req.to_ms),
+    );
+    let group_by: Vec<FieldRef> = req
+        .group_by
+        .iter()
+        .map(|f| search::field_ref(f).map_err(|m| unsupported(&format!("group_by: {m}"))))
+        .collect::<ApiResult<_>>()?;
+    let metric = metric(&req.metric)?;
+    let spec = AggregateSpec {
+        group_by,
+        interval_ms: req.interval.map(|i| i.as_ms()),
+        metric,
+        size: req.limit.max(10),
+    };
+    let index = bus.indexer.index.clone();
+    let mut groups = tokio::task::spawn_blocking(move || index.aggregate(&filter, &spec))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            switchyard_event_store::IndexError::Unsupported(m) => unsupported(&m),
+            other => ApiError::internal(other),
+        })?;
+    let has_metric = !matches!(req.metric, AMetric::Count);
+    let rank = |g: &GroupResult| {
+        if has_metric {
+            g.value.unwrap_or(f64::NAN)
+        } else {
+            g.count as f64
+        }
+    };
+    groups.sort_by(|a, b| {
+        let (x, y) = (rank(a), rank(b));
+        let ord = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+        match req.order {
+            Order::Desc => ord.reverse(),
+            Order::Asc => ord,
+        }
+    });
+    groups.truncate(req.limit);
+    let group_of = |g: &GroupResult| -> Map<String, Value> {
+        req.group_by
+            .iter()
+            .zip(&g.keys)
+            .map(|(f, k)| (search::field_name(f), k.clone()))
+            .collect()
+    };
+    let with_value = |mut v: Value, value: Option<f64>| {
+        if has_metric {
+            v["value"] = value.map_or(Value::Null, Value::from);
+        }
+        v
+    };
+    if req.interval.is_some() {
+        let series: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                let points: Vec<Value> = g
+                    .points
+                    .iter()
+                    .map(|p| {
+                        with_value(json!({"at": format_ms(p.at_ms), "count": p.count}), p.value)
+                    })
+                    .collect();
+                json!({"group": group_of(g), "points": points})
+            })
+            .collect();
+        return Ok(Json(json!({ "series": series })));
+    }
+    let rows: Vec<Value> = groups
+        .iter()
+        .map(|g| with_value(json!({"group": group_of(g), "count": g.count}), g.value))
+        .collect();
+    Ok(Json(json!({ "rows": rows })))
+}
+
+fn metric(m: &AMetric) -> ApiResult<Metric> {
+    let f =
+        |field: &Field| search::field_ref(field).map_err(|m| unsupported(&format!("metric: {m}")));
+    Ok(match m {
+        AMetric::Count => Metric::Count,
+        AMetric::Avg(field) => Metric::Avg(f(field)?),
+        AMetric::Sum(field) => Metric::Sum(f(field)?),
+        AMetric::Min(field) => Metric::Min(f(field)?),
+        AMetric::Max(field) => Metric::Max(f(field)?),
+        AMetric::Percentile { field, percent } => {
+            Metric::Percentile(f(field)?, f64::from(*percent))
+        }
+    })
+}
+
+fn unsupported(message: &str) -> ApiError {
+    ApiError::bad_request("unsupported_query", message.to_owned())
+}
+
+fn request_error(e: AnalyticsError) -> ApiError {
+    match e {
+        AnalyticsError::Body(m) => ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not a valid analytics request: {m}"),
+        ),
+        AnalyticsError::Query(q) => ApiError::bad_request(
+            "invalid_query",
+            format!("q: {} (at position {})", q.message, q.position),
+        )
+        .with_details(json!({"position": q.position, "line": q.line, "column": q.column})),
+        AnalyticsError::Invalid { field, message } => ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_field",
+            format!("{field}: {message}"),
+        ),
+    }
+}
