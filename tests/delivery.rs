@@ -422,3 +422,92 @@ async fn rate_limit_spaces_deliveries() {
         "11 deliveries within {span:?}"
     );
 }
+
+#[tokio::test]
+async fn replays_deliver_stored_events_again_with_a_replay_id() {
+    let rx = Receiver::start(vec![]).await;
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    s.put_rule("default", "r", http_rule(&rx.url, json!({})))
+        .await;
+    let events: Vec<Value> = (0..3).map(|i| event(&format!("rp{i}"), json!(i))).collect();
+    s.publish_batch("default", &events).await;
+    rx.wait_for(3, Duration::from_secs(10)).await;
+    let window = json!({"from": "2000-01-01T00:00:00Z", "to": "2999-01-01T00:00:00Z"});
+    let started = s
+        .call(Method::POST, "/v1/buses/default/replays", Some(window), 202)
+        .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(started["status"], "running");
+    let got = rx.wait_for(6, Duration::from_secs(10)).await;
+    let replayed: Vec<&crate::receiver::Received> = got.iter().skip(3).collect();
+    assert!(replayed.iter().all(|r| r.json()["replayid"] == id.as_str()));
+    let mut ids: Vec<String> = replayed
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["rp0", "rp1", "rp2"]);
+    let done = eventually(Duration::from_secs(10), || async {
+        let p = s
+            .call(
+                Method::GET,
+                &format!("/v1/buses/default/replays/{id}"),
+                None,
+                200,
+            )
+            .await;
+        (p["status"] == "done").then_some(p)
+    })
+    .await;
+    assert_eq!(
+        (
+            done["scanned"].clone(),
+            done["matched"].clone(),
+            done["deliveries"].clone()
+        ),
+        (json!(3), json!(3), json!(3))
+    );
+    // The trace shows the replayed delivery next to the first one.
+    let trace = eventually(Duration::from_secs(10), || async {
+        let t = s
+            .call(Method::GET, "/v1/buses/default/events/rp1/trace", None, 200)
+            .await;
+        let delivered = t["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["stage"] == "delivered")
+            .count();
+        (delivered == 2).then_some(t)
+    })
+    .await;
+    let replay_steps = trace["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["replay"] == id.as_str())
+        .count();
+    assert_eq!(replay_steps, 2, "{trace}");
+    let list = s
+        .call(Method::GET, "/v1/buses/default/replays", None, 200)
+        .await;
+    assert_eq!(list["replays"].as_array().unwrap().len(), 1);
+    let bad = s
+        .send(
+            s.request(Method::POST, "/v1/buses/default/replays")
+                .json(&json!({"from": "x", "to": "y"})),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    let unknown =
+        json!({"from": "2000-01-01T00:00:00Z", "to": "2999-01-01T00:00:00Z", "rule": "nope"});
+    assert_eq!(
+        s.send(
+            s.request(Method::POST, "/v1/buses/default/replays")
+                .json(&unknown)
+        )
+        .await
+        .status,
+        404
+    );
+}

@@ -141,6 +141,8 @@ async fn openapi_lists_every_route() {
             "/v1/buses/{bus}/events",
             "/v1/buses/{bus}/events/{id}",
             "/v1/buses/{bus}/events/{id}/trace",
+            "/v1/buses/{bus}/replays",
+            "/v1/buses/{bus}/replays/{id}",
             "/v1/buses/{bus}/rules",
             "/v1/buses/{bus}/rules/{rule}",
             "/v1/buses/{bus}/rules/{rule}/disable",

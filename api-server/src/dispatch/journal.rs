@@ -43,6 +43,9 @@ pub struct Entry {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
+    /// The replay this delivery belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 impl Entry {
@@ -58,6 +61,7 @@ impl Entry {
             latency_ms: None,
             error: None,
             retry_in_ms: None,
+            replay: None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! last interval before a crash may be made again: at least once, not exactly once.
 
 pub mod journal;
+pub mod replay;
 mod retry_queue;
 mod subscription;
 mod worker;
@@ -29,8 +30,8 @@ use tokio::sync::Notify;
 use crate::app::AppState;
 use crate::ruleset::RuleSet;
 pub use journal::Journal;
-use subscription::Sub;
 pub use subscription::SubSpec;
+use subscription::{Resend, Sub};
 
 /// Resolves once the flag is set (the guard `wait_for` returns is not held across awaits).
 pub(crate) async fn until_set(flag: &mut tokio::sync::watch::Receiver<bool>) {
@@ -47,6 +48,31 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Ite
 pub struct Event {
     pub record: Record,
     pub value: Value,
+}
+
+impl Event {
+    /// An event known only by its offset and JSON (a dead letter, a replay).
+    pub fn from_json(offset: u64, payload: Vec<u8>) -> Event {
+        let value: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        let text = |k: &str| {
+            value
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Event {
+            record: Record {
+                offset,
+                received_at_ms: crate::app::now_ms(),
+                source: text("source"),
+                id: text("id"),
+                payload,
+                matched_rules: Vec::new(),
+            },
+            value,
+        }
+    }
 }
 
 /// The subscriptions a rule set asks for.
@@ -74,6 +100,7 @@ pub struct BusDispatch {
     scan: tokio::sync::Mutex<u64>,
     subs: Mutex<HashMap<(String, String), Arc<Sub>>>,
     stopped: tokio::sync::watch::Sender<bool>,
+    pub replays: replay::Replays,
 }
 
 impl BusDispatch {
@@ -87,6 +114,7 @@ impl BusDispatch {
             scan: tokio::sync::Mutex::new(next),
             subs: Mutex::new(HashMap::new()),
             stopped: tokio::sync::watch::channel(false).0,
+            replays: replay::Replays::default(),
         })
     }
 
@@ -304,37 +332,43 @@ impl BusDispatch {
     }
 
     /// Hands dead letters back to their subscriptions. Returns the ids that had none.
-    pub fn redrive(&self, letters: Vec<crate::meta::DeadLetter>) -> Vec<i64> {
-        let subs = self.subs();
+    pub async fn redrive(&self, letters: Vec<crate::meta::DeadLetter>) -> Vec<i64> {
         let mut orphans = Vec::new();
         for dl in letters {
-            let sub = subs.get(&(dl.rule.clone(), dl.target.clone()));
-            let record = Record {
-                offset: dl.event_offset,
-                received_at_ms: crate::app::now_ms(),
-                source: String::new(),
-                id: String::new(),
-                payload: dl.event.into_bytes(),
-                matched_rules: Vec::new(),
+            let sub = self
+                .subs()
+                .get(&(dl.rule.clone(), dl.target.clone()))
+                .cloned();
+            let event = Arc::new(Event::from_json(dl.event_offset, dl.event.into_bytes()));
+            let sent = match sub {
+                Some(sub) => sub.resend(event, Resend::DeadLetter(dl.id)).await,
+                None => false,
             };
-            let value: Value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
-            let mut record = record;
-            record.source = value
-                .get("source")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            record.id = value
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let event = Arc::new(Event { record, value });
-            if !sub.is_some_and(|s| s.redrive(event, dl.id)) {
+            if !sent {
                 orphans.push(dl.id);
             }
         }
         orphans
+    }
+
+    /// Sends a replayed event to every target of `rule`; returns how many took it.
+    pub async fn replay(&self, rule: &str, event: Arc<Event>, replay_id: &str) -> usize {
+        let subs: Vec<Arc<Sub>> = self
+            .subs()
+            .values()
+            .filter(|s| s.spec.rule == rule)
+            .cloned()
+            .collect();
+        let mut sent = 0;
+        for sub in subs {
+            if sub
+                .resend(event.clone(), Resend::Replay(replay_id.to_owned()))
+                .await
+            {
+                sent += 1;
+            }
+        }
+        sent
     }
 
     fn subs_by_rule(&self) -> HashMap<String, Vec<Arc<Sub>>> {

@@ -128,21 +128,30 @@ pub struct Sub {
     /// Everything below this is resolved; published by the worker.
     cursor: AtomicU64,
     stop: tokio::sync::watch::Sender<bool>,
-    redrive: mpsc::UnboundedSender<(Arc<Event>, i64)>,
+    resend: mpsc::Sender<(Arc<Event>, Resend)>,
     /// Set by the worker when it has finished its in-flight deliveries and exited.
     finished: tokio::sync::watch::Sender<bool>,
 }
 
-/// What a worker receives: offered events, and redriven dead letters.
+/// Why an event is handed to a worker outside the scanner's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resend {
+    /// A dead letter tried again; it leaves the list once resolved.
+    DeadLetter(i64),
+    /// A replay of stored events, by replay id.
+    Replay(String),
+}
+
+/// What a worker receives: offered events, and events sent again.
 pub struct Inbox {
     pub events: mpsc::Receiver<Arc<Event>>,
-    pub redrives: mpsc::UnboundedReceiver<(Arc<Event>, i64)>,
+    pub resends: mpsc::Receiver<(Arc<Event>, Resend)>,
 }
 
 impl Sub {
     pub fn new(spec: SubSpec, from: u64, attached: bool) -> (Arc<Sub>, Inbox) {
         let (tx, rx) = mpsc::channel(WINDOW);
-        let (redrive, redrives) = mpsc::unbounded_channel();
+        let (resend, resends) = mpsc::channel(WINDOW);
         let sub = Arc::new(Sub {
             spec,
             tx,
@@ -152,14 +161,14 @@ impl Sub {
             scanned: AtomicU64::new(from),
             cursor: AtomicU64::new(from),
             stop: tokio::sync::watch::channel(false).0,
-            redrive,
+            resend,
             finished: tokio::sync::watch::channel(false).0,
         });
         (
             sub,
             Inbox {
                 events: rx,
-                redrives,
+                resends,
             },
         )
     }
@@ -198,9 +207,9 @@ impl Sub {
         self.resume_from.store(offset, Ordering::Release);
     }
 
-    /// Hands a dead letter back for another try.
-    pub fn redrive(&self, event: Arc<Event>, dead_letter_id: i64) -> bool {
-        self.redrive.send((event, dead_letter_id)).is_ok()
+    /// Hands an event to the worker again (waits while its inbox is full).
+    pub async fn resend(&self, event: Arc<Event>, why: Resend) -> bool {
+        self.resend.send((event, why)).await.is_ok()
     }
 
     pub fn scanned(&self) -> u64 {

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::journal::{Entry, Stage};
 use super::retry_queue::RetryQueue;
-use super::subscription::{Inbox, Sub, WINDOW};
+use super::subscription::{Inbox, Resend, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
 use crate::app::{AppState, now_ms};
 use crate::meta::DeadLetter;
@@ -26,8 +26,8 @@ struct Task {
     /// The transformed payload, computed once.
     payload: Option<Value>,
     partition_key: Option<String>,
-    /// The dead letter this task retries, removed once the task resolves.
-    redrive: Option<i64>,
+    /// Why the event came outside the scanner's order, if it did.
+    resend: Option<Resend>,
 }
 
 type Outcome = (u64, Result<Delivered, DeliveryError>, Duration);
@@ -35,7 +35,7 @@ type Outcome = (u64, Result<Delivered, DeliveryError>, Duration);
 pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
     let Inbox {
         events: mut rx,
-        mut redrives,
+        mut resends,
     } = inbox;
     let counter = |outcome: &str| {
         state
@@ -83,7 +83,7 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
                 }
             }
             Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
-            Some((event, id)) = redrives.recv() => w.admit(event, Some(id)).await,
+            Some((event, why)) = resends.recv(), if w.window.len() < WINDOW => w.admit(event, Some(why)).await,
             _ = sleep_until_tokio(next_retry), if next_retry.is_some() => w.fire_retries(),
             _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
             _ = std::future::ready(()), if catching_up => w.catch_up().await,
@@ -158,10 +158,10 @@ impl Worker {
         self.sub.set_cursor(cursor);
     }
 
-    /// Takes an event into the window; `redrive` is the dead letter it comes back from.
-    async fn admit(&mut self, event: Arc<Event>, redrive: Option<i64>) {
+    /// Takes an event into the window; `resend` says why it came outside the scan.
+    async fn admit(&mut self, event: Arc<Event>, resend: Option<Resend>) {
         let offset = event.record.offset;
-        if (redrive.is_none() && offset < self.sub.start()) || self.window.contains_key(&offset) {
+        if (resend.is_none() && offset < self.sub.start()) || self.window.contains_key(&offset) {
             return;
         }
         let payload = match &self.sub.spec.transform {
@@ -178,7 +178,7 @@ impl Worker {
                         attempts: 0,
                         payload: None,
                         partition_key: None,
-                        redrive,
+                        resend,
                     };
                     self.dead_letter(offset, task, format!("transform failed: {e}"))
                         .await;
@@ -204,7 +204,7 @@ impl Worker {
                 attempts: 0,
                 payload,
                 partition_key,
-                redrive,
+                resend,
             },
         );
         self.ready.push_back(offset);
@@ -301,7 +301,7 @@ impl Worker {
                 self.journal(&event, done).await;
                 self.counters.delivered.inc();
                 if let Some(task) = self.window.remove(&offset) {
-                    self.forget_dead_letter(task.redrive).await;
+                    self.forget_dead_letter(task.resend.as_ref()).await;
                 }
             }
             Err(error) => {
@@ -389,16 +389,16 @@ impl Worker {
         self.dispatch.try_attach(&self.sub, next).await;
     }
 
-    async fn forget_dead_letter(&self, id: Option<i64>) {
-        if let Some(id) = id
-            && let Err(e) = self.state.meta.delete_dead_letter(id).await
+    async fn forget_dead_letter(&self, resend: Option<&Resend>) {
+        if let Some(Resend::DeadLetter(id)) = resend
+            && let Err(e) = self.state.meta.delete_dead_letter(*id).await
         {
             tracing::error!(error = %e, "removing a redriven dead letter failed");
         }
     }
 
     async fn dead_letter(&mut self, offset: u64, task: Task, reason: String) {
-        self.forget_dead_letter(task.redrive).await;
+        self.forget_dead_letter(task.resend.as_ref()).await;
         let event = task.event;
         if let Some(key) = &task.partition_key {
             self.busy_keys.remove(key);
@@ -419,6 +419,9 @@ impl Worker {
             tracing::error!(error = %e, "recording a dead letter failed");
         }
         let mut entry = Entry::new(offset, Stage::DeadLettered);
+        if let Some(Resend::Replay(id)) = &task.resend {
+            entry.replay = Some(id.clone());
+        }
         entry.attempt = Some(task.attempts);
         entry.error = Some(reason.clone());
         self.journal(&event, entry).await;
@@ -437,6 +440,14 @@ impl Worker {
     }
 
     async fn journal(&self, event: &Event, mut entry: Entry) {
+        if entry.replay.is_none()
+            && let Some(Resend::Replay(id)) = self
+                .window
+                .get(&entry.offset)
+                .and_then(|t| t.resend.as_ref())
+        {
+            entry.replay = Some(id.clone());
+        }
         entry.rule = self.sub.spec.rule.clone();
         entry.target = self.sub.spec.target_id.clone();
         entry.at_ms = now_ms();

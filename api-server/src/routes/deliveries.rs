@@ -20,6 +20,8 @@ use crate::error::{ApiError, ApiResult};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
+        .routes(routes!(start_replay, list_replays))
+        .routes(routes!(get_replay))
         .routes(routes!(trace))
         .routes(routes!(list_dead_letters))
         .routes(routes!(redrive))
@@ -48,6 +50,9 @@ pub struct Step<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_in_ms: Option<u64>,
+    /// Set on deliveries made by a replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<&'a str>,
 }
 
 impl<'a> Step<'a> {
@@ -63,6 +68,7 @@ impl<'a> Step<'a> {
             latency_ms: None,
             error: None,
             retry_in_ms: None,
+            replay: None,
         }
     }
 
@@ -84,6 +90,7 @@ impl<'a> Step<'a> {
             latency_ms: e.latency_ms,
             error: e.error.as_deref(),
             retry_in_ms: e.retry_in_ms,
+            replay: e.replay.as_deref(),
             ..Step::at(e.at_ms, stage)
         }
     }
@@ -267,6 +274,7 @@ async fn redrive(
     let no_target: Vec<String> = bus
         .dispatch
         .redrive(letters)
+        .await
         .iter()
         .map(i64::to_string)
         .collect();
@@ -275,4 +283,94 @@ async fn redrive(
         not_found,
         no_target,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayIn {
+    /// Start of the window of receive times (RFC 3339, inclusive).
+    from: String,
+    /// End of the window (RFC 3339, exclusive).
+    to: String,
+    /// Replay through this rule only; default: every current rule.
+    rule: Option<String>,
+}
+
+/// Runs the stored events of a window through the current rules again; their deliveries
+/// carry the extension `replayid`. Answers at once; poll the replay for progress.
+#[utoipa::path(post, path = "/v1/buses/{bus}/replays", tag = "deliveries", request_body = ReplayIn,
+    params(("bus" = String, Path)),
+    responses((status = 202, description = "the replay's progress"), (status = 404), (status = 422)))]
+async fn start_replay(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    ApiJson(body): ApiJson<ReplayIn>,
+) -> ApiResult<(
+    axum::http::StatusCode,
+    axum::Json<crate::dispatch::replay::Progress>,
+)> {
+    let bus = find_bus(&state, &bus)?;
+    let time = |name: &str, v: &str| {
+        switchyard_analytics::parse_timestamp_ms(v).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unprocessable,
+                "invalid_field",
+                format!("{name} {v:?} is not an RFC 3339 timestamp"),
+            )
+        })
+    };
+    let (from, to) = (time("from", &body.from)?, time("to", &body.to)?);
+    if from >= to {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_field",
+            "from must be before to",
+        ));
+    }
+    if let Some(rule) = &body.rule
+        && bus.rules().get(rule).is_none()
+    {
+        return Err(ApiError::not_found("rule", rule));
+    }
+    let progress = crate::dispatch::replay::start(
+        bus.dispatch.clone(),
+        bus.rules.clone(),
+        from,
+        to,
+        body.rule,
+    );
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(progress)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayList {
+    #[schema(value_type = Vec<Object>)]
+    replays: Vec<crate::dispatch::replay::Progress>,
+}
+
+#[utoipa::path(get, path = "/v1/buses/{bus}/replays", tag = "deliveries",
+    params(("bus" = String, Path)), responses((status = 200, body = ReplayList), (status = 404)))]
+async fn list_replays(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+) -> ApiResult<axum::Json<ReplayList>> {
+    let bus = find_bus(&state, &bus)?;
+    Ok(axum::Json(ReplayList {
+        replays: bus.dispatch.replays.list(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/buses/{bus}/replays/{id}", tag = "deliveries",
+    params(("bus" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "the replay's progress"), (status = 404)))]
+async fn get_replay(
+    State(state): State<Arc<AppState>>,
+    Path((bus, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<crate::dispatch::replay::Progress>> {
+    let bus = find_bus(&state, &bus)?;
+    bus.dispatch
+        .replays
+        .get(&id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("replay", &id))
 }
