@@ -511,3 +511,98 @@ async fn replays_deliver_stored_events_again_with_a_replay_id() {
         404
     );
 }
+
+#[tokio::test]
+async fn delivery_records_are_searchable_and_countable() {
+    let good = Receiver::start(vec![]).await;
+    let bad = Receiver::start(vec![]).await;
+    bad.set_fallback(status(400));
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let rule = json!({"pattern": {"source": ["/tests"]}, "targets": [
+        {"id": "good", "kind": "http", "http": {"url": good.url}},
+        {"id": "bad", "kind": "http", "http": {"url": bad.url}}]});
+    s.put_rule("default", "r", rule).await;
+    let events: Vec<Value> = (0..3).map(|i| event(&format!("dr{i}"), json!(i))).collect();
+    s.publish_batch("default", &events).await;
+    good.wait_for(3, Duration::from_secs(10)).await;
+    let q = "outcome%20%3D%20dead_lettered%20AND%20target%20%3D%20bad";
+    let found = eventually(Duration::from_secs(10), || async {
+        let page = s
+            .call(
+                Method::GET,
+                &format!("/v1/buses/default/deliveries?q={q}"),
+                None,
+                200,
+            )
+            .await;
+        (page["deliveries"].as_array().unwrap().len() == 3).then_some(page)
+    })
+    .await;
+    let first = &found["deliveries"][0];
+    assert_eq!(
+        (
+            first["rule"].clone(),
+            first["target"].clone(),
+            first["outcome"].clone()
+        ),
+        (json!("r"), json!("bad"), json!("dead_lettered"))
+    );
+    assert!(first["event_id"].as_str().unwrap().starts_with("dr"));
+    assert_eq!(first["error"], "not retryable: HTTP 400: scripted");
+    let body = json!({"q": "", "from": "2000-01-01T00:00:00Z", "to": "2999-01-01T00:00:00Z",
+                      "group_by": ["target", "outcome"]});
+    let rows = eventually(Duration::from_secs(10), || async {
+        let r = s
+            .call(
+                Method::POST,
+                "/v1/analytics/deliveries",
+                Some(body.clone()),
+                200,
+            )
+            .await;
+        let total: u64 = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["count"].as_u64().unwrap())
+            .sum();
+        (total == 12).then_some(r)
+    })
+    .await;
+    let mut got: Vec<(String, String, u64)> = rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"]["target"].as_str().unwrap().to_owned(),
+                r["group"]["outcome"].as_str().unwrap().to_owned(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String, u64)> = [
+        ("bad", "attempt", 3),
+        ("bad", "dead_lettered", 3),
+        ("good", "attempt", 3),
+        ("good", "delivered", 3),
+    ]
+    .iter()
+    .map(|(t, o, n)| (t.to_string(), o.to_string(), *n))
+    .collect();
+    assert_eq!(got, want);
+    let latency = json!({"q": "outcome = attempt", "from": "2000-01-01T00:00:00Z", "to": "2999-01-01T00:00:00Z",
+                         "group_by": ["target"], "metric": "p95:latency_ms", "bus": "default"});
+    let rows = s
+        .call(Method::POST, "/v1/analytics/deliveries", Some(latency), 200)
+        .await;
+    assert_eq!(rows["rows"].as_array().unwrap().len(), 2);
+    assert!(
+        rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["value"].as_f64().is_some_and(|v| v > 0.0))
+    );
+}

@@ -133,11 +133,13 @@ async fn openapi_lists_every_route() {
     assert_eq!(
         paths,
         [
+            "/v1/analytics/deliveries",
             "/v1/buses",
             "/v1/buses/{bus}",
             "/v1/buses/{bus}/analytics",
             "/v1/buses/{bus}/dead-letters",
             "/v1/buses/{bus}/dead-letters/redrive",
+            "/v1/buses/{bus}/deliveries",
             "/v1/buses/{bus}/events",
             "/v1/buses/{bus}/events/{id}",
             "/v1/buses/{bus}/events/{id}/trace",

@@ -87,6 +87,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     for bus in state.buses.all() {
         crate::dispatch::start(&state, &bus).await?;
         bus.indexer.start();
+        bus.delivery_indexer.start();
     }
     let retention = tokio::spawn(retention_loop(state.clone()));
     let app = routes::router(state.clone());
@@ -139,8 +140,16 @@ async fn retention_loop(state: Arc<AppState>) {
                 }
                 Err(e) => tracing::warn!(bus = %bus.settings.name, error = %e, "retention failed"),
             }
-            if let Err(e) = bus.dispatch.journal.remove_before(cutoff).await {
-                tracing::warn!(bus = %bus.settings.name, error = %e, "journal retention failed");
+            match bus.dispatch.journal.remove_before(cutoff).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    let bounds = bus.dispatch.journal.log().bounds();
+                    bus.delivery_indexer
+                        .retain_from(bounds.first.unwrap_or(bounds.next));
+                }
+                Err(e) => {
+                    tracing::warn!(bus = %bus.settings.name, error = %e, "journal retention failed")
+                }
             }
         }
     }

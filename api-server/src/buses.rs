@@ -10,7 +10,7 @@ use switchyard_event_store::{
 };
 
 use crate::dispatch::{BusDispatch, Journal};
-use crate::indexer::Indexer;
+use crate::indexer::{Indexer, as_delivery, as_published};
 use crate::meta::{BusSettings, MetaStore, SchemaValidation};
 use crate::ruleset::RuleSet;
 
@@ -24,6 +24,8 @@ pub struct Bus {
     pub rules: Arc<RwLock<RuleSet>>,
     pub dispatch: Arc<BusDispatch>,
     pub indexer: Arc<Indexer>,
+    /// Indexes the delivery journal, for delivery search and analytics.
+    pub delivery_indexer: Arc<Indexer>,
 }
 
 impl Bus {
@@ -92,25 +94,34 @@ impl Buses {
 
     /// Opens (or re-configures) a bus whose settings were just stored.
     pub fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
-        let (log, rules, dispatch, indexer) = match self.get(&settings.name) {
+        let (log, rules, dispatch, indexer, delivery_indexer) = match self.get(&settings.name) {
             Some(existing) => (
                 existing.log.clone(),
                 existing.rules.clone(),
                 existing.dispatch.clone(),
                 existing.indexer.clone(),
+                existing.delivery_indexer.clone(),
             ),
             None => {
                 let dir = self.root.join(&settings.name);
                 let log: Arc<dyn LogStore> =
                     Arc::new(SegmentedLog::open(&dir.join("log"), self.options)?);
                 let journal = Journal::open(&dir.join("journal"))?;
+                let journal_log = journal.log();
                 let dispatch = BusDispatch::new(settings.name.clone(), log.clone(), journal);
-                let index = EventIndex::open(&dir.join("index")).map_err(|e| LogError::Io {
-                    path: dir.join("index").display().to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-                let indexer = Indexer::new(settings.name.clone(), log.clone(), index);
-                (log, Arc::default(), dispatch, indexer)
+                let indexer = Indexer::new(
+                    settings.name.clone(),
+                    log.clone(),
+                    open_index(&dir.join("index"))?,
+                    as_published,
+                );
+                let delivery_indexer = Indexer::new(
+                    settings.name.clone(),
+                    journal_log,
+                    open_index(&dir.join("delivery-index"))?,
+                    as_delivery,
+                );
+                (log, Arc::default(), dispatch, indexer, delivery_indexer)
             }
         };
         let bus = Arc::new(Bus {
@@ -119,6 +130,7 @@ impl Buses {
             rules,
             dispatch,
             indexer,
+            delivery_indexer,
         });
         self.write().insert(bus.settings.name.clone(), bus.clone());
         Ok(bus)
@@ -130,6 +142,7 @@ impl Buses {
         if let Some(bus) = removed {
             bus.dispatch.stop();
             bus.indexer.shutdown().await;
+            bus.delivery_indexer.shutdown().await;
             bus.log.close().await?;
             bus.dispatch.journal.close().await?;
         }
@@ -152,6 +165,7 @@ impl Buses {
         }
         for bus in self.all() {
             bus.indexer.shutdown().await;
+            bus.delivery_indexer.shutdown().await;
             if let Err(e) = bus.dispatch.journal.close().await {
                 tracing::error!(bus = %bus.settings.name, error = %e, "closing the delivery journal failed");
             }
@@ -176,4 +190,11 @@ impl Buses {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Bus>>> {
         self.open.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn open_index(dir: &std::path::Path) -> Result<EventIndex, LogError> {
+    EventIndex::open(dir).map_err(|e| LogError::Io {
+        path: dir.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }

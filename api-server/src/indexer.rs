@@ -6,14 +6,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard_event_store::{EventIndex, IndexDoc, LogStore};
+use switchyard_event_store::{EventIndex, IndexDoc, LogStore, Record};
 use tokio::sync::{Notify, watch};
 
 const BATCH: usize = 1000;
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
+/// Turns a stored record into the JSON document the index sees.
+pub type Shape = fn(&Record) -> Value;
+
+/// Events are indexed as published.
+pub fn as_published(r: &Record) -> Value {
+    serde_json::from_slice(&r.payload).unwrap_or(Value::Null)
+}
+
+/// Delivery journal lines are indexed as delivery records: the line's fields, `outcome`
+/// (its stage), and which event it is about.
+pub fn as_delivery(r: &Record) -> Value {
+    let mut v: Value = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(stage) = obj.get("stage").cloned() {
+            obj.insert("outcome".into(), stage);
+        }
+        obj.insert("event_id".into(), Value::from(r.id.as_str()));
+        obj.insert("event_source".into(), Value::from(r.source.as_str()));
+    }
+    v
+}
+
 pub struct Indexer {
     pub index: Arc<EventIndex>,
+    shape: Shape,
     log: Arc<dyn LogStore>,
     bus: String,
     notify: Notify,
@@ -22,9 +45,15 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    pub fn new(bus: String, log: Arc<dyn LogStore>, index: EventIndex) -> Arc<Indexer> {
+    pub fn new(
+        bus: String,
+        log: Arc<dyn LogStore>,
+        index: EventIndex,
+        shape: Shape,
+    ) -> Arc<Indexer> {
         Arc::new(Indexer {
             index: Arc::new(index),
+            shape,
             log,
             bus,
             notify: Notify::new(),
@@ -75,10 +104,7 @@ impl Indexer {
             };
             if let Some(last) = records.last() {
                 next = last.offset + 1;
-                let values: Vec<Value> = records
-                    .iter()
-                    .map(|r| serde_json::from_slice(&r.payload).unwrap_or(Value::Null))
-                    .collect();
+                let values: Vec<Value> = records.iter().map(self.shape).collect();
                 let docs: Vec<IndexDoc> = records
                     .iter()
                     .zip(&values)

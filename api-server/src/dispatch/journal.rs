@@ -99,6 +99,12 @@ impl Journal {
         })
     }
 
+    /// The journal's log, for indexing.
+    pub fn log(&self) -> Arc<dyn switchyard_event_store::LogStore> {
+        let log: Arc<dyn switchyard_event_store::LogStore> = self.log.clone();
+        log
+    }
+
     /// Records one entry for the event `(source, id)`.
     pub async fn record(&self, source: &str, id: &str, entry: Entry) {
         let payload = match serde_json::to_vec(&entry) {

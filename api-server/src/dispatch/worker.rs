@@ -61,6 +61,7 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
         window: BTreeMap::new(),
         ready: VecDeque::new(),
         retries: RetryQueue::default(),
+        deferred: Vec::new(),
         busy_keys: HashSet::new(),
         inflight: JoinSet::new(),
         next_allowed: Instant::now(),
@@ -68,6 +69,7 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
     };
     let mut stopped = w.sub.stopped();
     loop {
+        w.admit_deferred().await;
         w.publish_cursor(&rx);
         w.start_ready();
         let catching_up = !w.sub.is_attached() && rx.is_empty() && w.window.len() < WINDOW;
@@ -130,6 +132,8 @@ struct Worker {
     /// Offsets due for an attempt, oldest first.
     ready: VecDeque<u64>,
     retries: RetryQueue,
+    /// Resent events waiting for an earlier delivery of the same event to resolve.
+    deferred: Vec<(Arc<Event>, Resend)>,
     /// Partition keys with a delivery in flight or waiting to retry.
     busy_keys: HashSet<String>,
     inflight: JoinSet<Outcome>,
@@ -161,7 +165,15 @@ impl Worker {
     /// Takes an event into the window; `resend` says why it came outside the scan.
     async fn admit(&mut self, event: Arc<Event>, resend: Option<Resend>) {
         let offset = event.record.offset;
-        if (resend.is_none() && offset < self.sub.start()) || self.window.contains_key(&offset) {
+        if resend.is_none() && offset < self.sub.start() {
+            return;
+        }
+        if self.window.contains_key(&offset) {
+            // The same event is still on its way (a replay or redrive raced its first
+            // delivery): take it once that one is resolved.
+            if let Some(why) = resend {
+                self.deferred.push((event, why));
+            }
             return;
         }
         let payload = match &self.sub.spec.transform {
@@ -338,6 +350,19 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    async fn admit_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(e, _)| !self.window.contains_key(&e.record.offset));
+        self.deferred = waiting;
+        for (event, why) in ready {
+            self.admit(event, Some(why)).await;
         }
     }
 

@@ -21,7 +21,39 @@ use crate::error::{ApiError, ApiResult};
 use crate::search;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(analytics))
+    OpenApiRouter::new()
+        .routes(routes!(analytics))
+        .routes(routes!(delivery_analytics))
+}
+
+/// The same over delivery records: fields `outcome` (`attempt`, `retry_scheduled`,
+/// `delivered`, `dead_lettered`, `transformed`, `schema_violation`), `rule`, `target`,
+/// `status`, `latency_ms`, `attempt`, `error`, `event_id`, `event_source`. The body may
+/// name a `bus` (default `default`).
+#[utoipa::path(post, path = "/v1/analytics/deliveries", tag = "deliveries",
+    request_body(content = Object, description = "the analytics request, plus an optional bus"),
+    responses((status = 200, description = "rows or series"), (status = 400), (status = 404), (status = 422)))]
+async fn delivery_analytics(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let body = read_body(body, 64 * 1024).await?;
+    let mut value: Value = super::extract::parse_json(&body)?;
+    let bus = match value.as_object_mut().and_then(|o| o.remove("bus")) {
+        None => crate::buses::DEFAULT_BUS.to_owned(),
+        Some(Value::String(b)) => b,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::Unprocessable,
+                "invalid_field",
+                "bus must be a bus name",
+            ));
+        }
+    };
+    let bus = find_bus(&state, &bus)?;
+    let body = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+    let req = AnalyticsRequest::from_json(&body).map_err(request_error)?;
+    compute(bus.delivery_indexer.index.clone(), req).await
 }
 
 /// `{"q", "from", "to", "group_by": [fields], "interval"?: "1m", "metric"?: "count" |
@@ -41,6 +73,14 @@ async fn analytics(
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, 64 * 1024).await?;
     let req = AnalyticsRequest::from_json(&body).map_err(request_error)?;
+    compute(bus.indexer.index.clone(), req).await
+}
+
+/// Runs a validated request on an index and shapes rows or series.
+async fn compute(
+    index: Arc<switchyard_event_store::EventIndex>,
+    req: AnalyticsRequest,
+) -> ApiResult<Json<Value>> {
     let filter = search::within(
         search::filter_for(&req.query)?,
         Some(req.from_ms),
@@ -58,7 +98,6 @@ async fn analytics(
         metric,
         size: req.limit.max(10),
     };
-    let index = bus.indexer.index.clone();
     let mut groups = tokio::task::spawn_blocking(move || index.aggregate(&filter, &spec))
         .await
         .map_err(ApiError::internal)?

@@ -123,6 +123,7 @@ async fn put_bus(
             .await
             .map_err(ApiError::internal)?;
         bus.indexer.start();
+        bus.delivery_indexer.start();
     }
     let status = if created {
         StatusCode::CREATED

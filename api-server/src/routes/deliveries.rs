@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(start_replay, list_replays))
         .routes(routes!(get_replay))
         .routes(routes!(trace))
+        .routes(routes!(search_deliveries))
         .routes(routes!(list_dead_letters))
         .routes(routes!(redrive))
 }
@@ -373,4 +374,83 @@ async fn get_replay(
         .get(&id)
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("replay", &id))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySearch {
+    /// A query over delivery records (`outcome = dead_lettered AND target = crm`).
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Delivery records (every journal line of every delivery), newest first, searchable.
+#[utoipa::path(get, path = "/v1/buses/{bus}/deliveries", tag = "deliveries",
+    params(("bus" = String, Path), DeliverySearch),
+    responses((status = 200, description = "`{\"deliveries\": [...], \"next_cursor\"}`"), (status = 400), (status = 404)))]
+async fn search_deliveries(
+    State(state): State<Arc<AppState>>,
+    Path(bus): Path<String>,
+    ApiQuery(params): ApiQuery<DeliverySearch>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let bus = find_bus(&state, &bus)?;
+    let limit = page_limit(params.limit)?;
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| {
+                switchyard_analytics::parse_timestamp_ms(t).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("{name} {t:?} is not an RFC 3339 timestamp"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (from, to) = (time("from", &params.from)?, time("to", &params.to)?);
+    let filter = match params.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        Some(q) => crate::search::parse(q)?,
+        None => switchyard_event_store::Filter::All,
+    };
+    let filter = crate::search::within(filter, from, to);
+    let before = parse_cursor::<u64>(params.cursor.as_deref())?;
+    let index = bus.delivery_indexer.index.clone();
+    let offsets = tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            switchyard_event_store::IndexError::Unsupported(m) => {
+                ApiError::bad_request("unsupported_query", format!("query: {m}"))
+            }
+            other => ApiError::internal(other),
+        })?;
+    let journal = bus.dispatch.journal.log();
+    let mut deliveries = Vec::with_capacity(offsets.len());
+    for &offset in &offsets {
+        if let Some(r) = journal
+            .read(offset, 1)
+            .await?
+            .pop()
+            .filter(|r| r.offset == offset)
+        {
+            let mut v = crate::indexer::as_delivery(&r);
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("stage");
+                obj.insert(
+                    "at".into(),
+                    serde_json::Value::from(format_ms(r.received_at_ms)),
+                );
+            }
+            deliveries.push(v);
+        }
+    }
+    let next_cursor = (offsets.len() == limit)
+        .then(|| offsets.last().map(u64::to_string))
+        .flatten();
+    Ok(axum::Json(
+        serde_json::json!({"deliveries": deliveries, "next_cursor": next_cursor}),
+    ))
 }
