@@ -154,26 +154,9 @@ async fn search_pages_without_gaps_and_rebuilds_after_the_index_is_deleted() {
     s.publish_batch("default", &corpus()).await;
     wait_indexed(&s).await;
     let q = urlencode("type = order.created");
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            None => format!("/v1/buses/default/events?limit=5&q={q}"),
-            Some(c) => format!("/v1/buses/default/events?limit=5&q={q}&cursor={c}"),
-        };
-        let page = s.call(Method::GET, &path, None, 200).await;
-        seen.extend(
-            page["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["offset"].as_u64().unwrap()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let seen = s
+        .all_offsets(&format!("/v1/buses/default/events?limit=5&q={q}"))
+        .await;
     assert_eq!(seen, (0..24).rev().collect::<Vec<u64>>());
     let before = ids(&s, "data.customer.country = DE").await;
     s.stop().await;

@@ -241,6 +241,31 @@ impl Server {
         }
     }
 
+    /// Follows `next_cursor` from `path` (which already has a query string) to the end;
+    /// returns the offsets of every record, in page order.
+    pub async fn all_offsets(&self, path: &str) -> Vec<u64> {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                None => path.to_owned(),
+                Some(c) => format!("{path}&cursor={c}"),
+            };
+            let page = self.call(Method::GET, &page_path, None, 200).await;
+            seen.extend(
+                page["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["offset"].as_u64().unwrap()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return seen,
+            }
+        }
+    }
+
     /// Creates a rule on a bus (expects 201).
     pub async fn put_rule(&self, bus: &str, rule: &str, body: Value) -> Value {
         self.call(

@@ -128,3 +128,21 @@ pub fn within(filter: Filter, from_ms: Option<i64>, to_ms: Option<i64>) -> Filte
     };
     Filter::And(vec![filter, window])
 }
+
+/// Offsets of the newest matches, searched off the async threads.
+pub async fn offsets(
+    index: std::sync::Arc<switchyard_event_store::EventIndex>,
+    filter: Filter,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<u64>, ApiError> {
+    tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            switchyard_event_store::IndexError::Unsupported(m) => {
+                ApiError::bad_request("unsupported_query", format!("query: {m}"))
+            }
+            other => ApiError::internal(other),
+        })
+}

@@ -417,16 +417,8 @@ async fn search_deliveries(
     };
     let filter = crate::search::within(filter, from, to);
     let before = parse_cursor::<u64>(params.cursor.as_deref())?;
-    let index = bus.delivery_indexer.index.clone();
-    let offsets = tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            switchyard_event_store::IndexError::Unsupported(m) => {
-                ApiError::bad_request("unsupported_query", format!("query: {m}"))
-            }
-            other => ApiError::internal(other),
-        })?;
+    let offsets =
+        crate::search::offsets(bus.delivery_indexer.index.clone(), filter, before, limit).await?;
     let journal = bus.dispatch.journal.log();
     let mut deliveries = Vec::with_capacity(offsets.len());
     for &offset in &offsets {

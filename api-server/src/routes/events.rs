@@ -366,16 +366,7 @@ async fn search_page(
     before: Option<u64>,
     limit: usize,
 ) -> ApiResult<Response> {
-    let index = bus.indexer.index.clone();
-    let offsets = tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            switchyard_event_store::IndexError::Unsupported(m) => {
-                ApiError::bad_request("unsupported_query", format!("query: {m}"))
-            }
-            other => ApiError::internal(other),
-        })?;
+    let offsets = crate::search::offsets(bus.indexer.index.clone(), filter, before, limit).await?;
     let mut page: Vec<Record> = Vec::with_capacity(offsets.len());
     for &offset in &offsets {
         // Retention may have removed it from the log before the index caught up.
