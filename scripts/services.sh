@@ -31,4 +31,16 @@ pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exi
 if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null
 fi
-echo "services: postgresql up"
+# Redis and NATS (with JetStream): queue target tests.
+need redis-server redis-server
+if ! port_open 6379; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+wait_port Redis 6379
+need nats-server nats-server
+if ! port_open 4222; then
+  mkdir -p /tmp/switchyard-nats
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/switchyard-nats >/tmp/switchyard-nats.log 2>&1 &
+fi
+wait_port NATS 4222
+echo "services: postgresql, redis, nats up"

@@ -606,3 +606,67 @@ async fn delivery_records_are_searchable_and_countable() {
             .all(|r| r["value"].as_f64().is_some_and(|v| v > 0.0))
     );
 }
+
+#[tokio::test]
+async fn rules_deliver_to_nats_and_redis() {
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let subject = format!("sy.e2e.{}", std::process::id());
+    let stream = format!("sy-e2e-{}", std::process::id());
+    let nats = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("NATS must run on 127.0.0.1:4222");
+    let mut sub = nats.subscribe(subject.clone()).await.unwrap();
+    nats.flush().await.unwrap();
+    let rule = json!({"pattern": {"source": ["/tests"]}, "targets": [
+        {"id": "n", "kind": "nats", "nats": {"url": "nats://127.0.0.1:4222", "subject": subject}},
+        {"id": "r", "kind": "redis", "redis": {"url": "redis://127.0.0.1:6379", "stream": stream},
+         "transform": {"kind": "jsonpath", "path": "$.data"}}]});
+    s.put_rule("default", "queues", rule).await;
+    s.publish("default", &event("qe1", json!({"n": 7}))).await;
+    use futures_util::StreamExt as _;
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&msg.payload).unwrap()["id"],
+        "qe1"
+    );
+    assert_eq!(msg.headers.unwrap().get("ce-id").unwrap().as_str(), "qe1");
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis must run on 127.0.0.1:6379");
+    let entries: Vec<(String, Vec<(String, String)>)> = eventually(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let stream = stream.clone();
+        async move {
+            let e: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (!e.is_empty()).then_some(e)
+        }
+    })
+    .await;
+    let fields: std::collections::BTreeMap<String, String> = entries[0].1.iter().cloned().collect();
+    assert_eq!(fields["event"], r#"{"n":7}"#);
+    assert_eq!(fields["ce_id"], "qe1");
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let amqp = json!({"pattern": {"source": ["/x"]}, "targets": [{"id": "a", "kind": "amqp", "amqp": {}}]});
+    let r = s
+        .send(
+            s.request(Method::PUT, "/v1/buses/default/rules/a")
+                .json(&amqp),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+}

@@ -7,6 +7,7 @@
 //! Targets never touch SQL or the bus logs.
 
 pub mod http;
+pub mod queue;
 mod retry;
 mod safety;
 

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde_json::Value;
 use switchyard_rules::Transform;
 use switchyard_targets::http::{HttpConfig, HttpTarget};
+use switchyard_targets::queue::nats::{NatsConfig, NatsTarget};
+use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
 use switchyard_targets::{RetryPolicy, Target};
 use tokio::sync::mpsc;
 
@@ -67,6 +69,14 @@ fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
                 state.http_client.clone(),
                 state.address_policy.clone(),
             ))
+        }
+        "nats" => {
+            let config = NatsConfig::parse(t.get("nats").unwrap_or(&Value::Null))?;
+            Arc::new(NatsTarget::new(config, state.address_policy.clone()))
+        }
+        "redis" => {
+            let config = RedisConfig::parse(t.get("redis").unwrap_or(&Value::Null))?;
+            Arc::new(RedisTarget::new(config, state.address_policy.clone()))
         }
         "bus" => {
             let bus = t

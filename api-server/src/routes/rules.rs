@@ -172,25 +172,28 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
         match t.kind {
             TargetKind::Http => {
                 has(t.http.is_some(), "http")?;
-                let url = t
-                    .http
-                    .as_ref()
-                    .and_then(|h| h.get("url"))
-                    .and_then(Value::as_str);
-                if !url.is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(at("http.url must be an http:// or https:// URL".to_owned()));
+                if let Some(http) = &t.http {
+                    switchyard_targets::http::HttpConfig::parse(http).map_err(at)?;
                 }
             }
-            TargetKind::Function
-            | TargetKind::Nats
-            | TargetKind::Amqp
-            | TargetKind::Redis
-            | TargetKind::Mqtt => {
+            TargetKind::Nats => {
+                has(t.nats.is_some(), "nats")?;
+                if let Some(c) = &t.nats {
+                    switchyard_targets::queue::nats::NatsConfig::parse(c).map_err(at)?;
+                }
+            }
+            TargetKind::Redis => {
+                has(t.redis.is_some(), "redis")?;
+                if let Some(c) = &t.redis {
+                    switchyard_targets::queue::redis::RedisConfig::parse(c).map_err(at)?;
+                }
+            }
+            TargetKind::Function | TargetKind::Amqp | TargetKind::Mqtt => {
                 return Err(ApiError::new(
                     ErrorKind::Unprocessable,
                     "unsupported_target",
                     format!(
-                        "targets[{i}]: {:?} targets are not available in this build yet; http and bus are",
+                        "targets[{i}]: {:?} targets are not available in this build yet; http, bus, nats and redis are",
                         t.kind
                     ),
                 ));

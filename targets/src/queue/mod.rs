@@ -1,0 +1,49 @@
+//! Queue targets: the event (or its transformed payload) published to a message system, with
+//! the CloudEvents attributes as headers or fields where the protocol has them. Each target
+//! connects on first use, keeps the connection, and reconnects after a failure.
+
+pub mod nats;
+pub mod redis;
+
+use serde_json::Value;
+
+use crate::{AddressPolicy, Delivery, DeliveryError};
+
+/// The body to publish: the event as published, or the transformed payload.
+pub(crate) fn body(d: &Delivery<'_>) -> Vec<u8> {
+    match d.payload {
+        None => d.event_json.to_vec(),
+        Some(Value::String(s)) => s.as_bytes().to_vec(),
+        Some(other) => other.to_string().into_bytes(),
+    }
+}
+
+/// `(name, value)` of the event's string-able attributes, for headers or fields.
+pub(crate) fn attributes(event: &Value) -> Vec<(String, String)> {
+    let Some(obj) = event.as_object() else {
+        return Vec::new();
+    };
+    obj.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "data" | "data_base64"))
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k.clone(), s.clone())),
+            Value::Bool(_) | Value::Number(_) => Some((k.clone(), v.to_string())),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        })
+        .collect()
+}
+
+/// Refuses a server whose address the outbound policy does not allow.
+pub(crate) async fn check_host(
+    policy: &AddressPolicy,
+    host: &str,
+    port: u16,
+) -> Result<(), DeliveryError> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| DeliveryError::retryable(format!("resolving {host}: {e}")))?;
+    for addr in addrs {
+        policy.check(addr.ip()).map_err(DeliveryError::permanent)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The queue targets against the real servers on this machine (scripts/services.sh starts
+//! them): what a target delivers is read back with each system's own client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use switchyard_targets::queue::nats::{NatsConfig, NatsTarget};
+use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
+use switchyard_targets::{AddressPolicy, Delivery, Target};
+
+const EVENT: &str = r#"{"specversion":"1.0","id":"q1","source":"/shop","type":"order.created","datacontenttype":"application/json","data":{"total":5}}"#;
+
+fn loopback() -> AddressPolicy {
+    AddressPolicy {
+        allow: vec!["127.0.0.0/8".parse().unwrap()],
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), fastrand_u32())
+}
+
+fn fastrand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+fn delivery<'a>(event: &'a Value, payload: Option<&'a Value>) -> Delivery<'a> {
+    Delivery {
+        event_json: EVENT.as_bytes(),
+        event,
+        payload,
+        delivery_id: "default:0:r:q",
+        attempt: 1,
+    }
+}
+
+#[tokio::test]
+async fn redis_appends_to_the_stream() {
+    let stream = unique("sy-test");
+    let config = RedisConfig::parse(
+        &json!({"url": "redis://127.0.0.1:6379", "stream": stream, "maxlen": 1000}),
+    )
+    .unwrap();
+    let target = RedisTarget::new(config, loopback());
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    target.deliver(delivery(&event, None)).await.unwrap();
+    let payload = json!({"short": true});
+    target
+        .deliver(delivery(&event, Some(&payload)))
+        .await
+        .unwrap();
+
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis must run on 127.0.0.1:6379");
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    let fields = |i: usize| {
+        entries[i]
+            .1
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(fields(0)["event"], EVENT);
+    assert_eq!(fields(0)["ce_id"], "q1");
+    assert_eq!(fields(0)["ce_type"], "order.created");
+    assert_eq!(fields(1)["event"], r#"{"short":true}"#);
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn redis_refuses_internal_servers_without_an_allowance() {
+    let config =
+        RedisConfig::parse(&json!({"url": "redis://127.0.0.1:6379", "stream": "x"})).unwrap();
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    let err = RedisTarget::new(config, AddressPolicy::default())
+        .deliver(delivery(&event, None))
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(
+        err.message.contains("refused to connect to 127.0.0.1"),
+        "{}",
+        err.message
+    );
+    assert!(RedisConfig::parse(&json!({"url": "http://x", "stream": "s"})).is_err());
+}
+
+#[tokio::test]
+async fn nats_core_publish_carries_cloudevents_headers() {
+    let subject = unique("sy.test");
+    let listener = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("NATS must run on 127.0.0.1:4222");
+    let mut sub = listener.subscribe(subject.clone()).await.unwrap();
+    listener.flush().await.unwrap();
+    let config =
+        NatsConfig::parse(&json!({"url": "nats://127.0.0.1:4222", "subject": subject})).unwrap();
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    NatsTarget::new(config, loopback())
+        .deliver(delivery(&event, None))
+        .await
+        .unwrap();
+    use futures_util::StreamExt as _;
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.payload.as_ref(), EVENT.as_bytes());
+    let headers = msg.headers.unwrap();
+    assert_eq!(headers.get("ce-id").unwrap().as_str(), "q1");
+    assert_eq!(headers.get("ce-source").unwrap().as_str(), "/shop");
+    assert_eq!(
+        headers.get("content-type").unwrap().as_str(),
+        "application/json"
+    );
+}
+
+#[tokio::test]
+async fn nats_jetstream_publish_waits_for_the_ack() {
+    let name = unique("SYTEST").replace('-', "_");
+    let subject = format!("{}.events", name.to_lowercase());
+    let client = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("NATS must run on 127.0.0.1:4222");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.clone()],
+        ..Default::default()
+    })
+    .await
+    .expect("JetStream must be enabled (nats-server -js)");
+    let config = NatsConfig::parse(
+        &json!({"url": "nats://127.0.0.1:4222", "subject": subject, "jetstream": true}),
+    )
+    .unwrap();
+    let target = NatsTarget::new(config, loopback());
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    target.deliver(delivery(&event, None)).await.unwrap();
+    // The same delivery again (a retry) is deduplicated by its Nats-Msg-Id.
+    target.deliver(delivery(&event, None)).await.unwrap();
+    let mut stream = js.get_stream(&name).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    js.delete_stream(&name).await.unwrap();
+    let missing = NatsConfig::parse(&json!({"url": "nats://127.0.0.1:4222", "subject": "no.such.stream.subject", "jetstream": true})).unwrap();
+    assert!(
+        NatsTarget::new(missing, loopback())
+            .deliver(delivery(&event, None))
+            .await
+            .is_err()
+    );
+}
