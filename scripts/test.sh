@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: starts the services it needs, then runs every test in the workspace.
+# The whole test suite: starts the services it needs, then runs every test in the workspace
+# and ends with one summary line over all test binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchyard-target}"
 scripts/services.sh
-cargo test --workspace "$@"
 # The README's run command resolves to the server binary.
 cargo run -q -- --version
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace "$@" 2>&1 | tee "$log"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
