@@ -43,4 +43,10 @@ if ! port_open 4222; then
   nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/switchyard-nats >/tmp/switchyard-nats.log 2>&1 &
 fi
 wait_port NATS 4222
-echo "services: postgresql, redis, nats up"
+# RabbitMQ: the amqp target tests (guest/guest on 127.0.0.1:5672).
+need rabbitmq-server rabbitmq-server
+if ! port_open 5672; then
+  rabbitmq-server -detached
+fi
+wait_port RabbitMQ 5672
+echo "services: postgresql, redis, nats, rabbitmq up"

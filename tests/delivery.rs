@@ -661,7 +661,7 @@ async fn rules_deliver_to_nats_and_redis() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let amqp = json!({"pattern": {"source": ["/x"]}, "targets": [{"id": "a", "kind": "amqp", "amqp": {}}]});
+    let amqp = json!({"pattern": {"source": ["/x"]}, "targets": [{"id": "m", "kind": "mqtt", "mqtt": {}}]});
     let r = s
         .send(
             s.request(Method::PUT, "/v1/buses/default/rules/a")
@@ -669,4 +669,43 @@ async fn rules_deliver_to_nats_and_redis() {
         )
         .await;
     assert_eq!(r.status, 422);
+}
+
+#[tokio::test]
+async fn rules_deliver_to_rabbitmq() {
+    use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let queue = format!("sy-e2e-{}", std::process::id());
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ must run on 127.0.0.1:5672 (guest/guest)");
+    let ch = conn.create_channel().await.unwrap();
+    let options = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.as_str().into(), options, Default::default())
+        .await
+        .unwrap();
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let rule = json!({"pattern": {"source": ["/tests"]}, "targets": [
+        {"id": "a", "kind": "amqp", "amqp": {"url": url, "routing_key": queue}}]});
+    s.put_rule("default", "rabbit", rule).await;
+    s.publish("default", &event("ae1", json!({"n": 1}))).await;
+    let got = eventually(Duration::from_secs(10), || {
+        let ch = ch.clone();
+        let queue = queue.clone();
+        async move {
+            ch.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.delivery.data).unwrap()["id"],
+        "ae1"
+    );
+    let headers = got.delivery.properties.headers().clone().unwrap();
+    assert!(headers.inner().contains_key("cloudEvents:id"));
 }

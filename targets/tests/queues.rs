@@ -166,3 +166,54 @@ async fn nats_jetstream_publish_waits_for_the_ack() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn amqp_publishes_with_confirms_and_cloudevents_properties() {
+    use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use switchyard_targets::queue::amqp::{AmqpConfig, AmqpTarget};
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let queue = unique("sy-test");
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ must run on 127.0.0.1:5672 (guest/guest)");
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let config = AmqpConfig::parse(&json!({"url": url, "routing_key": queue})).unwrap();
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    AmqpTarget::new(config, loopback())
+        .deliver(delivery(&event, None))
+        .await
+        .unwrap();
+    let got = ch
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the message is in the queue");
+    assert_eq!(got.delivery.data, EVENT.as_bytes());
+    let props = &got.delivery.properties;
+    assert_eq!(
+        props.content_type().as_ref().unwrap().as_str(),
+        "application/json"
+    );
+    assert_eq!(
+        props.message_id().as_ref().unwrap().as_str(),
+        "default:0:r:q"
+    );
+    let headers = props.headers().as_ref().unwrap();
+    let header = |k: &str| match headers.inner().get(k) {
+        Some(lapin::types::AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("{k}: {other:?}"),
+    };
+    assert_eq!(header("cloudEvents:id"), "q1");
+    assert_eq!(header("cloudEvents:source"), "/shop");
+    ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    assert!(AmqpConfig::parse(&json!({"url": "nope", "routing_key": "x"})).is_err());
+}

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde_json::Value;
 use switchyard_rules::Transform;
 use switchyard_targets::http::{HttpConfig, HttpTarget};
+use switchyard_targets::queue::amqp::{AmqpConfig, AmqpTarget};
 use switchyard_targets::queue::nats::{NatsConfig, NatsTarget};
 use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
 use switchyard_targets::{RetryPolicy, Target};
@@ -73,6 +74,10 @@ fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
         "nats" => {
             let config = NatsConfig::parse(t.get("nats").unwrap_or(&Value::Null))?;
             Arc::new(NatsTarget::new(config, state.address_policy.clone()))
+        }
+        "amqp" => {
+            let config = AmqpConfig::parse(t.get("amqp").unwrap_or(&Value::Null))?;
+            Arc::new(AmqpTarget::new(config, state.address_policy.clone()))
         }
         "redis" => {
             let config = RedisConfig::parse(t.get("redis").unwrap_or(&Value::Null))?;

@@ -188,12 +188,18 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
                     switchyard_targets::queue::redis::RedisConfig::parse(c).map_err(at)?;
                 }
             }
-            TargetKind::Function | TargetKind::Amqp | TargetKind::Mqtt => {
+            TargetKind::Amqp => {
+                has(t.amqp.is_some(), "amqp")?;
+                if let Some(c) = &t.amqp {
+                    switchyard_targets::queue::amqp::AmqpConfig::parse(c).map_err(at)?;
+                }
+            }
+            TargetKind::Function | TargetKind::Mqtt => {
                 return Err(ApiError::new(
                     ErrorKind::Unprocessable,
                     "unsupported_target",
                     format!(
-                        "targets[{i}]: {:?} targets are not available in this build yet; http, bus, nats and redis are",
+                        "targets[{i}]: {:?} targets are not available in this build yet; http, bus, nats, amqp and redis are",
                         t.kind
                     ),
                 ));

@@ -2,6 +2,7 @@
 //! the CloudEvents attributes as headers or fields where the protocol has them. Each target
 //! connects on first use, keeps the connection, and reconnects after a failure.
 
+pub mod amqp;
 pub mod nats;
 pub mod redis;
 
