@@ -49,4 +49,10 @@ if ! port_open 5672; then
   rabbitmq-server -detached
 fi
 wait_port RabbitMQ 5672
-echo "services: postgresql, redis, nats, rabbitmq up"
+# Mosquitto: the mqtt target tests.
+need mosquitto mosquitto
+if ! port_open 1883; then
+  mosquitto -d
+fi
+wait_port Mosquitto 1883
+echo "services: postgresql, redis, nats, rabbitmq, mosquitto up"

@@ -661,7 +661,7 @@ async fn rules_deliver_to_nats_and_redis() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let amqp = json!({"pattern": {"source": ["/x"]}, "targets": [{"id": "m", "kind": "mqtt", "mqtt": {}}]});
+    let amqp = json!({"pattern": {"source": ["/x"]}, "targets": [{"id": "f", "kind": "function", "function": "f"}]});
     let r = s
         .send(
             s.request(Method::PUT, "/v1/buses/default/rules/a")
@@ -708,4 +708,43 @@ async fn rules_deliver_to_rabbitmq() {
     );
     let headers = got.delivery.properties.headers().clone().unwrap();
     assert!(headers.inner().contains_key("cloudEvents:id"));
+}
+
+#[tokio::test]
+async fn rules_deliver_to_mqtt() {
+    let topic = format!("sy/e2e/{}", std::process::id());
+    let mut options =
+        rumqttc::MqttOptions::new(format!("sy-e2e-{}", std::process::id()), "127.0.0.1", 1883);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (sub, mut events) = rumqttc::AsyncClient::new(options, 16);
+    sub.subscribe(topic.clone(), rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.poll())
+            .await
+            .expect("Mosquitto must run on 127.0.0.1:1883")
+            .expect("Mosquitto must run on 127.0.0.1:1883");
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = e {
+            break;
+        }
+    }
+    let s = Server::start_with(Backend::Sqlite, ALLOW_LOOPBACK).await;
+    let rule = json!({"pattern": {"source": ["/tests"]}, "targets": [
+        {"id": "m", "kind": "mqtt", "mqtt": {"url": "mqtt://127.0.0.1:1883", "topic": topic, "qos": 1}}]});
+    s.put_rule("default", "mq", rule).await;
+    s.publish("default", &event("me1", json!({"n": 1}))).await;
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap();
+        if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = e {
+            assert_eq!(
+                serde_json::from_slice::<Value>(&p.payload).unwrap()["id"],
+                "me1"
+            );
+            break;
+        }
+    }
 }

@@ -217,3 +217,50 @@ async fn amqp_publishes_with_confirms_and_cloudevents_properties() {
         .unwrap();
     assert!(AmqpConfig::parse(&json!({"url": "nope", "routing_key": "x"})).is_err());
 }
+
+#[tokio::test]
+async fn mqtt_publishes_at_qos_1_and_waits_for_the_ack() {
+    use switchyard_targets::queue::mqtt::{MqttConfig, MqttTarget};
+    let topic = unique("sy/test");
+    let mut options = rumqttc::MqttOptions::new(unique("sy-sub"), "127.0.0.1", 1883);
+    options.set_keep_alive(std::time::Duration::from_secs(5));
+    let (sub, mut events) = rumqttc::AsyncClient::new(options, 16);
+    sub.subscribe(topic.clone(), rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    // Wait until the broker confirmed the subscription.
+    loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(5), events.poll())
+            .await
+            .expect("Mosquitto must run on 127.0.0.1:1883")
+            .expect("Mosquitto must run on 127.0.0.1:1883");
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = e {
+            break;
+        }
+    }
+    let config =
+        MqttConfig::parse(&json!({"url": "mqtt://127.0.0.1:1883", "topic": topic, "qos": 1}))
+            .unwrap();
+    let target = MqttTarget::new(config, loopback());
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    target.deliver(delivery(&event, None)).await.unwrap();
+    let payload = json!("plain text");
+    target
+        .deliver(delivery(&event, Some(&payload)))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(5), events.poll())
+            .await
+            .unwrap()
+            .unwrap();
+        if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = e {
+            assert_eq!(p.topic, topic);
+            got.push(p.payload.to_vec());
+        }
+    }
+    assert_eq!(got, [EVENT.as_bytes().to_vec(), b"plain text".to_vec()]);
+    assert!(MqttConfig::parse(&json!({"url": "mqtt://h:1883", "topic": "a/#"})).is_err());
+    assert!(MqttConfig::parse(&json!({"url": "mqtt://h:1883", "topic": "a", "qos": 2})).is_err());
+}

@@ -7,6 +7,7 @@ use serde_json::Value;
 use switchyard_rules::Transform;
 use switchyard_targets::http::{HttpConfig, HttpTarget};
 use switchyard_targets::queue::amqp::{AmqpConfig, AmqpTarget};
+use switchyard_targets::queue::mqtt::{MqttConfig, MqttTarget};
 use switchyard_targets::queue::nats::{NatsConfig, NatsTarget};
 use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
 use switchyard_targets::{RetryPolicy, Target};
@@ -78,6 +79,10 @@ fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
         "amqp" => {
             let config = AmqpConfig::parse(t.get("amqp").unwrap_or(&Value::Null))?;
             Arc::new(AmqpTarget::new(config, state.address_policy.clone()))
+        }
+        "mqtt" => {
+            let config = MqttConfig::parse(t.get("mqtt").unwrap_or(&Value::Null))?;
+            Arc::new(MqttTarget::new(config, state.address_policy.clone()))
         }
         "redis" => {
             let config = RedisConfig::parse(t.get("redis").unwrap_or(&Value::Null))?;

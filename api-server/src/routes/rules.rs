@@ -194,12 +194,18 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
                     switchyard_targets::queue::amqp::AmqpConfig::parse(c).map_err(at)?;
                 }
             }
-            TargetKind::Function | TargetKind::Mqtt => {
+            TargetKind::Mqtt => {
+                has(t.mqtt.is_some(), "mqtt")?;
+                if let Some(c) = &t.mqtt {
+                    switchyard_targets::queue::mqtt::MqttConfig::parse(c).map_err(at)?;
+                }
+            }
+            TargetKind::Function => {
                 return Err(ApiError::new(
                     ErrorKind::Unprocessable,
                     "unsupported_target",
                     format!(
-                        "targets[{i}]: {:?} targets are not available in this build yet; http, bus, nats, amqp and redis are",
+                        "targets[{i}]: {:?} targets are not available in this build yet; every other kind is",
                         t.kind
                     ),
                 ));

@@ -3,6 +3,7 @@
 //! connects on first use, keeps the connection, and reconnects after a failure.
 
 pub mod amqp;
+pub mod mqtt;
 pub mod nats;
 pub mod redis;
 
