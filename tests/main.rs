@@ -7,6 +7,7 @@ mod analytics;
 mod buses;
 mod delivery;
 mod durability;
+mod functions;
 mod ops;
 mod publish;
 mod receiver;

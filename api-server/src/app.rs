@@ -27,6 +27,7 @@ pub struct AppState {
     /// One connection pool for every `http` target.
     pub http_client: reqwest::Client,
     pub schemas: Arc<crate::schemas::Schemas>,
+    pub functions: Arc<crate::functions::Functions>,
     /// A handle on this state for parts that are owned by it (the `bus` target).
     pub me: std::sync::Weak<AppState>,
 }
@@ -71,8 +72,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .context("loading schemas")?,
     );
+    let functions = Arc::new(
+        crate::functions::Functions::load(&meta)
+            .await
+            .context("loading functions")?,
+    );
     let state = Arc::new_cyclic(|me| AppState {
         schemas,
+        functions,
         config,
         meta,
         buses,

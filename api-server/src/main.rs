@@ -6,6 +6,7 @@ mod buses;
 mod config;
 mod dispatch;
 mod error;
+mod functions;
 mod indexer;
 mod ingest;
 mod meta;

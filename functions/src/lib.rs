@@ -154,8 +154,9 @@ pub struct Invocation {
     /// Stdout on success.
     pub result: Result<Vec<u8>, Failure>,
     pub duration: Duration,
-    /// Fuel the run consumed.
-    pub fuel_used: u64,
+    /// Fuel the run consumed: known when it returned or exited, and when it ran out of
+    /// fuel; a run cut short by a trap, the clock or the memory limit leaves it uncounted.
+    pub fuel_used: Option<u64>,
 }
 
 /// A compiled module, ready to be instantiated.
@@ -213,7 +214,8 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
-            let message = format!("a table would grow to {desired} elements, over {MAX_TABLE_ELEMENTS}");
+            let message =
+                format!("a table would grow to {desired} elements, over {MAX_TABLE_ELEMENTS}");
             self.denied = Some(message.clone());
             return Err(wasmtime::format_err!(message));
         }
@@ -293,11 +295,13 @@ impl Runtime {
     pub fn compile(&self, source: &[u8]) -> Result<Function, CompileError> {
         let module = Module::new(&self.engine, source).map_err(|e| {
             let detail = format!("{e:#}");
-            CompileError(if source.starts_with(b"\0asm") || std::str::from_utf8(source).is_ok() {
-                format!("the module does not compile: {detail}")
-            } else {
-                "the body is neither a WebAssembly binary nor WAT text".to_owned()
-            })
+            CompileError(
+                if source.starts_with(b"\0asm") || std::str::from_utf8(source).is_ok() {
+                    format!("the module does not compile: {detail}")
+                } else {
+                    "the body is neither a WebAssembly binary nor WAT text".to_owned()
+                },
+            )
         })?;
         for import in module.imports() {
             if import.module() != WASI {
@@ -360,7 +364,7 @@ impl Runtime {
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call(&mut store, ())
         });
-        let fuel_used = limits.fuel - store.get_fuel().unwrap_or(limits.fuel).min(limits.fuel);
+        let remaining = store.get_fuel().unwrap_or(limits.fuel).min(limits.fuel);
         let result = match outcome {
             Ok(()) => Ok(()),
             Err(e) => match e.downcast_ref::<I32Exit>() {
@@ -369,7 +373,12 @@ impl Runtime {
                     code: FailureCode::Exit,
                     message: with_stderr(format!("exited with code {code}"), &stderr),
                 }),
-                None => Err(classify(&e, store.data().limiter.denied.as_deref(), limits, &stderr)),
+                None => Err(classify(
+                    &e,
+                    store.data().limiter.denied.as_deref(),
+                    limits,
+                    &stderr,
+                )),
             },
         };
         let result = result.and_then(|()| {
@@ -382,6 +391,18 @@ impl Runtime {
             }
             Ok(out.to_vec())
         });
+        let fuel_used = match &result {
+            Ok(_)
+            | Err(Failure {
+                code: FailureCode::Exit,
+                ..
+            }) => Some(limits.fuel - remaining),
+            Err(Failure {
+                code: FailureCode::FuelExhausted,
+                ..
+            }) => Some(limits.fuel),
+            Err(_) => None,
+        };
         Invocation {
             result,
             duration: started.elapsed(),

@@ -74,17 +74,9 @@ pub enum TransformError {
         /// What is wrong.
         message: String,
     },
-    /// A `function` transform was applied without a runner able to execute it.
-    #[error("no function runner is available for function {0:?}")]
-    NoFunctionRunner(String),
-    /// The function runner failed.
-    #[error("function {name:?} failed: {message}")]
-    Function {
-        /// The function that failed.
-        name: String,
-        /// The runner's error.
-        message: String,
-    },
+    /// A `function` transform: only a caller with a WASM runtime can apply it.
+    #[error("function {0:?} must be run by the caller")]
+    NeedsFunction(String),
     /// Rendering the template failed at run time.
     #[error("template rendering failed: {0}")]
     Render(String),
@@ -95,8 +87,7 @@ impl TransformError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             TransformError::InvalidConfig { .. }
-            | TransformError::NoFunctionRunner(_)
-            | TransformError::Function { .. }
+            | TransformError::NeedsFunction(_)
             | TransformError::Render(_) => ErrorKind::Unprocessable,
         }
     }

@@ -60,4 +60,4 @@ pub use pattern::{
     AnythingBut, Bound, Condition, Conjunction, IpRange, Literal, MAX_OR_COMBINATIONS,
     MAX_WILDCARD_COMPLEXITY, NumericRange, Pattern, ValueMatcher, Wildcard, WildcardToken,
 };
-pub use transform::{FunctionRunner, Transform};
+pub use transform::Transform;

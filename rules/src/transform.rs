@@ -10,13 +10,6 @@ use serde_json::{Map, Value};
 
 use crate::error::TransformError;
 
-/// Runs `function` transforms. The rules crate cannot execute code; the API server passes
-/// an implementation backed by its WASM runtime.
-pub trait FunctionRunner {
-    /// Runs the named function on the event and returns its output.
-    fn run(&self, function: &str, event: &Value) -> Result<Value, String>;
-}
-
 /// A compiled JSONPath with its source text.
 #[derive(Debug, Clone)]
 struct Path {
@@ -209,13 +202,10 @@ impl Transform {
         }
     }
 
-    /// What the target receives for `event`. `functions` runs `function` transforms;
-    /// without one they fail with [`TransformError::NoFunctionRunner`].
-    pub fn apply(
-        &self,
-        event: &Value,
-        functions: Option<&dyn FunctionRunner>,
-    ) -> Result<Value, TransformError> {
+    /// What the target receives for `event`. The rules crate cannot execute code: a
+    /// `function` transform fails with [`TransformError::NeedsFunction`], and the caller,
+    /// which has a WASM runtime, runs [`Transform::function_name`] itself.
+    pub fn apply(&self, event: &Value) -> Result<Value, TransformError> {
         match &self.kind {
             Kind::Complete => Ok(event.clone()),
             Kind::JsonPath(path) => Ok(path.select(event)),
@@ -235,16 +225,7 @@ impl Transform {
                     .map_err(|e| TransformError::Render(e.to_string()))?;
                 Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
             }
-            Kind::Function(name) => {
-                let runner =
-                    functions.ok_or_else(|| TransformError::NoFunctionRunner(name.clone()))?;
-                runner
-                    .run(name, event)
-                    .map_err(|message| TransformError::Function {
-                        name: name.clone(),
-                        message,
-                    })
-            }
+            Kind::Function(name) => Err(TransformError::NeedsFunction(name.clone())),
         }
     }
 
@@ -269,10 +250,7 @@ mod tests {
     }
 
     fn apply(config: Value) -> Value {
-        Transform::parse(&config)
-            .unwrap()
-            .apply(&event(), None)
-            .unwrap()
+        Transform::parse(&config).unwrap().apply(&event()).unwrap()
     }
 
     #[test]
@@ -345,30 +323,14 @@ mod tests {
         );
     }
 
-    struct Upper;
-    impl FunctionRunner for Upper {
-        fn run(&self, function: &str, event: &Value) -> Result<Value, String> {
-            match function {
-                "id" => Ok(event["id"].clone()),
-                _ => Err("no such function".to_owned()),
-            }
-        }
-    }
-
     #[test]
-    fn functions_go_through_the_runner() {
+    fn functions_are_left_to_the_caller() {
         let t = Transform::parse(&json!({"kind": "function", "function": "id"})).unwrap();
         assert_eq!(t.function_name(), Some("id"));
-        assert_eq!(t.apply(&event(), Some(&Upper)).unwrap(), json!("e1"));
         assert_eq!(
-            t.apply(&event(), None).unwrap_err(),
-            TransformError::NoFunctionRunner("id".to_owned())
+            t.apply(&event()).unwrap_err(),
+            TransformError::NeedsFunction("id".to_owned())
         );
-        let other = Transform::parse(&json!({"kind": "function", "function": "x"})).unwrap();
-        assert!(matches!(
-            other.apply(&event(), Some(&Upper)),
-            Err(TransformError::Function { .. })
-        ));
     }
 
     #[test]

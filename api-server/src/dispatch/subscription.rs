@@ -95,11 +95,17 @@ fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
                 .ok_or("bus target without bus")?;
             Arc::new(super::worker::BusTarget::new(state, bus))
         }
-        other => {
-            return Err(format!(
-                "target kind {other:?} is not available in this build"
-            ));
+        "function" => {
+            let name = t
+                .get("function")
+                .and_then(Value::as_str)
+                .ok_or("function target without function")?;
+            Arc::new(crate::functions::FunctionTarget::new(
+                state.functions.clone(),
+                name,
+            ))
         }
+        other => return Err(format!("unknown target kind {other:?}")),
     };
     let transform = t
         .get("transform")

@@ -30,7 +30,14 @@ struct Task {
     resend: Option<Resend>,
 }
 
-type Outcome = (u64, Result<Delivered, DeliveryError>, Duration);
+/// How one attempt ended.
+struct Outcome {
+    offset: u64,
+    result: Result<Delivered, DeliveryError>,
+    latency: Duration,
+    /// The payload a `function` transform produced during this attempt, kept for retries.
+    transformed: Option<Value>,
+}
 
 pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
     let Inbox {
@@ -177,8 +184,10 @@ impl Worker {
             return;
         }
         let payload = match &self.sub.spec.transform {
+            // Functions run with each attempt, since their failures are retried.
+            Some(t) if t.function_name().is_some() => None,
             None => None,
-            Some(t) => match t.apply(&event.value, None) {
+            Some(t) => match t.apply(&event.value) {
                 Ok(p) => {
                     self.journal(&event, Entry::new(offset, Stage::Transformed))
                         .await;
@@ -267,8 +276,35 @@ impl Worker {
                 "{}:{}:{}:{}",
                 self.dispatch.bus, offset, self.sub.spec.rule, self.sub.spec.target_id
             );
+            // A `function` transform that has not produced its payload yet runs first.
+            let function = self
+                .sub
+                .spec
+                .transform
+                .as_ref()
+                .and_then(|t| t.function_name())
+                .filter(|_| payload.is_none())
+                .map(|name| (name.to_owned(), self.state.functions.clone()));
             self.inflight.spawn(async move {
                 let started = Instant::now();
+                let (payload, transformed) = match function {
+                    None => (payload, false),
+                    Some((name, functions)) => {
+                        match functions.output(&name, event.record.payload.to_vec()).await {
+                            Ok(p) => (Some(p), true),
+                            Err(e) => {
+                                return Outcome {
+                                    offset,
+                                    result: Err(DeliveryError::retryable(format!(
+                                        "transform: {e}"
+                                    ))),
+                                    latency: started.elapsed(),
+                                    transformed: None,
+                                };
+                            }
+                        }
+                    }
+                };
                 let result = target
                     .deliver(Delivery {
                         event_json: &event.record.payload,
@@ -278,7 +314,12 @@ impl Worker {
                         attempt,
                     })
                     .await;
-                (offset, result, started.elapsed())
+                Outcome {
+                    offset,
+                    result,
+                    latency: started.elapsed(),
+                    transformed: payload.filter(|_| transformed),
+                }
             });
         }
         while let Some(o) = waiting.pop_back() {
@@ -286,7 +327,22 @@ impl Worker {
         }
     }
 
-    async fn resolve(&mut self, (offset, result, latency): Outcome) {
+    async fn resolve(&mut self, outcome: Outcome) {
+        let Outcome {
+            offset,
+            result,
+            latency,
+            transformed,
+        } = outcome;
+        let Some(task) = self.window.get_mut(&offset) else {
+            return;
+        };
+        if let Some(payload) = transformed {
+            task.payload = Some(payload);
+            let event = task.event.clone();
+            self.journal(&event, Entry::new(offset, Stage::Transformed))
+                .await;
+        }
         let Some(task) = self.window.get(&offset) else {
             return;
         };

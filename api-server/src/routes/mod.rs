@@ -5,6 +5,7 @@ pub mod buses;
 mod deliveries;
 pub mod events;
 pub mod extract;
+mod functions;
 mod health;
 pub mod rules;
 mod schemas;
@@ -27,7 +28,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"))
+    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"), (name = "functions"))
 )]
 struct ApiDoc;
 
@@ -40,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(deliveries::router())
         .merge(schemas::router())
         .merge(analytics::router())
+        .merge(functions::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);

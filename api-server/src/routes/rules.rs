@@ -201,14 +201,10 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
                 }
             }
             TargetKind::Function => {
-                return Err(ApiError::new(
-                    ErrorKind::Unprocessable,
-                    "unsupported_target",
-                    format!(
-                        "targets[{i}]: {:?} targets are not available in this build yet; every other kind is",
-                        t.kind
-                    ),
-                ));
+                has(t.function.is_some(), "function")?;
+                if let Some(function) = &t.function {
+                    Name::parse(function).map_err(|e| at(format!("function: {e}")))?;
+                }
             }
             TargetKind::Bus => {
                 has(t.bus.is_some(), "bus")?;

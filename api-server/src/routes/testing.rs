@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_core::ErrorKind;
@@ -75,17 +76,15 @@ pub struct TransformTestResult {
 #[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", request_body = TransformTest,
     responses((status = 200, body = TransformTestResult), (status = 422, description = "invalid transform, or it failed on this event")))]
 async fn test_transform(
+    State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<TransformTest>,
 ) -> ApiResult<Json<TransformTestResult>> {
     let transform = check_transform(&body.transform)?;
-    let output = transform.apply(&body.event, None).map_err(|e| {
-        let message = match &e {
-            switchyard_rules::TransformError::NoFunctionRunner(name) => format!(
-                "function {name:?}: WebAssembly functions are not available in this build yet"
-            ),
-            other => other.to_string(),
-        };
-        ApiError::new(ErrorKind::Unprocessable, "transform_failed", message)
-    })?;
+    let event_json = serde_json::to_vec(&body.event).unwrap_or_default();
+    let output = state
+        .functions
+        .transform(&transform, &body.event, &event_json)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "transform_failed", e.to_string()))?;
     Ok(Json(TransformTestResult { output }))
 }
