@@ -14,3 +14,4 @@ mod receiver;
 mod rules;
 mod schemas;
 mod search;
+mod webhooks;

@@ -28,6 +28,7 @@ pub struct AppState {
     pub http_client: reqwest::Client,
     pub schemas: Arc<crate::schemas::Schemas>,
     pub functions: Arc<crate::functions::Functions>,
+    pub webhooks: crate::webhooks::Webhooks,
     /// A handle on this state for parts that are owned by it (the `bus` target).
     pub me: std::sync::Weak<AppState>,
 }
@@ -77,9 +78,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .context("loading functions")?,
     );
+    let webhooks = crate::webhooks::Webhooks::load(&meta)
+        .await
+        .context("loading webhooks")?;
     let state = Arc::new_cyclic(|me| AppState {
         schemas,
         functions,
+        webhooks,
         config,
         meta,
         buses,

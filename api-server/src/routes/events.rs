@@ -62,14 +62,24 @@ async fn publish(
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, state.config.max_batch_bytes).await?;
     let events = parse_events(&headers, &body, &state.limits)?;
-    let batched = is_batch(&headers);
-    let appended = crate::ingest::append(&state, &bus, events)
-        .await
-        .map_err(|e| ingest_error(e, batched))?;
+    let published = append_events(&state, &bus, events, is_batch(&headers)).await?;
     state
         .metrics
         .ingest_latency
         .observe(started.elapsed().as_secs_f64());
+    Ok(Json(published))
+}
+
+/// Appends validated events and reports them the way a publish answers (webhooks too).
+pub async fn append_events(
+    state: &AppState,
+    bus: &crate::buses::Bus,
+    events: Vec<switchyard_core::CloudEvent>,
+    batched: bool,
+) -> ApiResult<Published> {
+    let appended = crate::ingest::append(state, bus, events)
+        .await
+        .map_err(|e| ingest_error(e, batched))?;
     let events = appended
         .into_iter()
         .map(|(id, source, a)| PublishedEvent {
@@ -79,10 +89,10 @@ async fn publish(
             duplicate: matches!(a, Appended::Duplicate { .. }),
         })
         .collect::<Vec<_>>();
-    Ok(Json(Published {
+    Ok(Published {
         accepted: events.len(),
         events,
-    }))
+    })
 }
 
 fn is_batch(headers: &HeaderMap) -> bool {

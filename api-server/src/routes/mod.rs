@@ -10,6 +10,7 @@ mod health;
 pub mod rules;
 mod schemas;
 mod testing;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"), (name = "functions"))
+    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"), (name = "functions"), (name = "webhooks"))
 )]
 struct ApiDoc;
 
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(schemas::router())
         .merge(analytics::router())
         .merge(functions::router())
+        .merge(webhooks::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);

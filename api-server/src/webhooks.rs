@@ -1,0 +1,593 @@
+//! Inbound webhooks (SPEC §4): a named endpoint that verifies a provider's signature and
+//! wraps whatever body it receives into a CloudEvent on a bus.
+//!
+//! The event's `id` is the provider's delivery id when it sends one (Standard Webhooks'
+//! `webhook-id`, GitHub's `X-GitHub-Delivery`, Stripe's event `id`), so a provider's
+//! redelivery is a duplicate on the bus, not a second event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use hmac::Mac;
+use jsonpath_rust::parser::model::JpQuery;
+use serde_json::{Map, Value, json};
+
+use crate::meta::{MetaStore, WebhookRow};
+
+/// How far a signed timestamp may be from our clock (Standard Webhooks and Stripe both
+/// recommend five minutes).
+pub const TOLERANCE_SECONDS: i64 = 300;
+/// The generic scheme's signature header unless the webhook names another.
+pub const DEFAULT_HMAC_HEADER: &str = "x-signature";
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Signature schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`; secret `whsec_…`.
+    StandardWebhooks,
+    /// `X-Hub-Signature-256: sha256=<hex>` over the body.
+    Github,
+    /// `Stripe-Signature: t=<ts>,v1=<hex>` over `"{t}.{body}"`.
+    Stripe,
+    /// A header (default `x-signature`) with the HMAC-SHA256 of the body, hex (optionally
+    /// `sha256=`-prefixed) or base64.
+    HmacSha256,
+}
+
+impl Scheme {
+    pub fn parse(s: &str) -> Option<Scheme> {
+        Some(match s {
+            "standard-webhooks" => Scheme::StandardWebhooks,
+            "github" => Scheme::Github,
+            "stripe" => Scheme::Stripe,
+            "hmac-sha256" => Scheme::HmacSha256,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::StandardWebhooks => "standard-webhooks",
+            Scheme::Github => "github",
+            Scheme::Stripe => "stripe",
+            Scheme::HmacSha256 => "hmac-sha256",
+        }
+    }
+}
+
+/// Where the event's `type` comes from.
+#[derive(Debug, Clone)]
+pub enum TypeFrom {
+    Header(String),
+    Path { text: String, query: JpQuery },
+}
+
+/// A webhook, checked and ready to receive.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub name: String,
+    pub bus: String,
+    pub source: String,
+    pub description: Option<String>,
+    pub type_from: Option<TypeFrom>,
+    pub verify: Option<Verify>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verify {
+    pub scheme: Scheme,
+    /// The key bytes (Standard Webhooks secrets are decoded from base64).
+    key: Vec<u8>,
+    /// The generic scheme's header.
+    pub header: Option<String>,
+}
+
+/// The type of an event received on a webhook without `type_from`.
+pub fn default_type(name: &str) -> String {
+    format!("switchyard.webhook.{name}")
+}
+
+impl Webhook {
+    /// Checks a configuration; the error names the field.
+    pub fn from_row(row: &WebhookRow) -> Result<Webhook, String> {
+        if row.source.trim().is_empty() {
+            return Err("source: must not be empty".to_owned());
+        }
+        let type_from = row
+            .type_from
+            .as_deref()
+            .map(|t| {
+                if t.starts_with('$') {
+                    jsonpath_rust::parser::parse_json_path(t)
+                        .map(|query| TypeFrom::Path {
+                            text: t.to_owned(),
+                            query,
+                        })
+                        .map_err(|e| format!("type_from: {t:?} is not a valid JSONPath: {e}"))
+                } else {
+                    axum::http::HeaderName::from_bytes(t.as_bytes())
+                        .map(|h| TypeFrom::Header(h.as_str().to_owned()))
+                        .map_err(|_| {
+                            format!(
+                                "type_from: {t:?} is neither a header name nor a JSONPath (starting with $)"
+                            )
+                        })
+                }
+            })
+            .transpose()?;
+        let verify = match (&row.verify_scheme, &row.secret) {
+            (None, _) => None,
+            (Some(scheme), secret) => {
+                let scheme = Scheme::parse(scheme).ok_or_else(|| {
+                    format!(
+                        "verify.scheme: {scheme:?} is not one of standard-webhooks, github, stripe, hmac-sha256"
+                    )
+                })?;
+                let secret = secret
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .ok_or("verify.secret: required with a scheme")?;
+                let key = match scheme {
+                    Scheme::StandardWebhooks => base64::engine::general_purpose::STANDARD
+                        .decode(secret.strip_prefix("whsec_").unwrap_or(&secret))
+                        .map_err(|_| {
+                            "verify.secret: a Standard Webhooks secret is whsec_ followed by base64"
+                                .to_owned()
+                        })?,
+                    Scheme::Github | Scheme::Stripe | Scheme::HmacSha256 => {
+                        secret.as_bytes().to_vec()
+                    }
+                };
+                let header = match (&row.verify_header, scheme) {
+                    (Some(h), Scheme::HmacSha256) => Some(
+                        axum::http::HeaderName::from_bytes(h.as_bytes())
+                            .map_err(|_| format!("verify.header: {h:?} is not a header name"))?
+                            .as_str()
+                            .to_owned(),
+                    ),
+                    (Some(_), _) => {
+                        return Err(
+                            "verify.header: only the hmac-sha256 scheme takes a header".to_owned()
+                        );
+                    }
+                    (None, _) => None,
+                };
+                Some(Verify {
+                    scheme,
+                    key,
+                    header,
+                })
+            }
+        };
+        Ok(Webhook {
+            name: row.name.clone(),
+            bus: row.bus.clone(),
+            source: row.source.clone(),
+            description: row.description.clone(),
+            type_from,
+            verify,
+            created_at_ms: row.created_at_ms,
+            updated_at_ms: row.updated_at_ms,
+        })
+    }
+
+    pub fn type_from_text(&self) -> Option<&str> {
+        self.type_from.as_ref().map(|t| match t {
+            TypeFrom::Header(h) => h.as_str(),
+            TypeFrom::Path { text, .. } => text.as_str(),
+        })
+    }
+
+    /// Checks the request's signature; the error says what is wrong, for the 401.
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now_s: i64) -> Result<(), String> {
+        let Some(v) = &self.verify else {
+            return Ok(());
+        };
+        match v.scheme {
+            Scheme::StandardWebhooks => {
+                let id = header(headers, "webhook-id")?;
+                let ts = timestamp(header(headers, "webhook-timestamp")?, now_s)?;
+                let signatures = header(headers, "webhook-signature")?;
+                let expected = mac(&v.key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+                let any = signatures.split_whitespace().any(|s| {
+                    s.strip_prefix("v1,")
+                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                        .is_some_and(|sig| verify_mac(&expected, &sig))
+                });
+                any.then_some(())
+                    .ok_or_else(|| "no v1 signature in webhook-signature matches".to_owned())
+            }
+            Scheme::Github => {
+                let value = header(headers, "x-hub-signature-256")?;
+                let sig = value
+                    .strip_prefix("sha256=")
+                    .and_then(hex)
+                    .ok_or("x-hub-signature-256 is not sha256=<hex>")?;
+                verify_mac(&mac(&v.key, &[body]), &sig)
+                    .then_some(())
+                    .ok_or_else(|| "x-hub-signature-256 does not match".to_owned())
+            }
+            Scheme::Stripe => {
+                let value = header(headers, "stripe-signature")?;
+                let mut t = None;
+                let mut sigs = Vec::new();
+                for part in value.split(',') {
+                    match part.trim().split_once('=') {
+                        Some(("t", ts)) => t = Some(ts),
+                        Some(("v1", s)) => sigs.extend(hex(s)),
+                        _ => {}
+                    }
+                }
+                let ts = timestamp(t.ok_or("stripe-signature has no t=")?, now_s)?;
+                let expected = mac(&v.key, &[ts.as_bytes(), b".", body]);
+                sigs.iter()
+                    .any(|s| verify_mac(&expected, s))
+                    .then_some(())
+                    .ok_or_else(|| "no v1 signature in stripe-signature matches".to_owned())
+            }
+            Scheme::HmacSha256 => {
+                let name = v.header.as_deref().unwrap_or(DEFAULT_HMAC_HEADER);
+                let value = header(headers, name)?;
+                let value = value.strip_prefix("sha256=").unwrap_or(value);
+                let sig = hex(value)
+                    .or_else(|| base64::engine::general_purpose::STANDARD.decode(value).ok())
+                    .ok_or_else(|| format!("{name} is neither hex nor base64"))?;
+                verify_mac(&mac(&v.key, &[body]), &sig)
+                    .then_some(())
+                    .ok_or_else(|| format!("{name} does not match"))
+            }
+        }
+    }
+
+    /// Wraps a received body into a CloudEvent (JSON format). The error is a client
+    /// mistake: the type cannot be found where `type_from` says.
+    pub fn event(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: &str,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Result<Value, String> {
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let is_json_type = content_type.as_deref().is_none_or(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("application/json") || ct.contains("+json")
+        });
+        let ty = match &self.type_from {
+            None => default_type(&self.name),
+            Some(TypeFrom::Header(h)) => headers
+                .get(h.as_str())
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("the request has no {h} header to take the type from"))?
+                .to_owned(),
+            Some(TypeFrom::Path { text, query }) => {
+                let doc = parsed.as_ref().ok_or_else(|| {
+                    format!("the body is not JSON, so {text} cannot give the type")
+                })?;
+                let found = jsonpath_rust::query::js_path_process(query, doc)
+                    .ok()
+                    .and_then(|hits| hits.into_iter().next().map(|h| h.val().clone()));
+                match found {
+                    Some(Value::String(s)) if !s.is_empty() => s,
+                    _ => return Err(format!("the body has no non-empty string at {text}")),
+                }
+            }
+        };
+        let id = self
+            .delivery_id(headers, parsed.as_ref())
+            .unwrap_or_else(fresh_id);
+        let mut event = Map::new();
+        event.insert("specversion".into(), json!("1.0"));
+        event.insert("id".into(), json!(id));
+        event.insert("source".into(), json!(self.source));
+        event.insert("type".into(), json!(ty));
+        event.insert("time".into(), json!(now));
+        event.insert("webhook".into(), json!(self.name));
+        match (parsed, is_json_type) {
+            (Some(data), true) => {
+                event.insert("datacontenttype".into(), json!("application/json"));
+                event.insert("data".into(), data);
+            }
+            _ => {
+                if let Some(ct) = content_type {
+                    event.insert("datacontenttype".into(), json!(ct));
+                }
+                match std::str::from_utf8(body) {
+                    Ok(text) => event.insert("data".into(), json!(text)),
+                    Err(_) => event.insert(
+                        "data_base64".into(),
+                        json!(base64::engine::general_purpose::STANDARD.encode(body)),
+                    ),
+                };
+            }
+        }
+        Ok(Value::Object(event))
+    }
+
+    /// The provider's own id for this delivery, stable across its retries.
+    fn delivery_id(&self, headers: &HeaderMap, body: Option<&Value>) -> Option<String> {
+        let from_header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        match self.verify.as_ref().map(|v| v.scheme) {
+            Some(Scheme::Stripe) => body
+                .and_then(|b| b.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => from_header("webhook-id")
+                .or_else(|| from_header("x-github-delivery"))
+                .or_else(|| from_header("idempotency-key")),
+        }
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("missing {name} header"))
+}
+
+/// A signed timestamp within tolerance, as the text that was signed.
+fn timestamp(text: &str, now_s: i64) -> Result<&str, String> {
+    let ts: i64 = text
+        .parse()
+        .map_err(|_| format!("the timestamp {text:?} is not a number of seconds"))?;
+    if (now_s - ts).abs() > TOLERANCE_SECONDS {
+        return Err(format!(
+            "the timestamp is more than {TOLERANCE_SECONDS} s away from the server's clock"
+        ));
+    }
+    Ok(text)
+}
+
+/// HMAC-SHA256 over the parts; `None` only if the key were refused, which HMAC never does.
+fn mac(key: &[u8], parts: &[&[u8]]) -> Option<HmacSha256> {
+    let mut m = HmacSha256::new_from_slice(key).ok()?;
+    for p in parts {
+        m.update(p);
+    }
+    Some(m)
+}
+
+/// Constant-time comparison of the expected MAC with a presented signature.
+fn verify_mac(expected: &Option<HmacSha256>, presented: &[u8]) -> bool {
+    expected
+        .clone()
+        .is_some_and(|m| m.verify_slice(presented).is_ok())
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) || text.is_empty() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The webhooks of this server, checked once and cached; SQL is the record.
+pub struct Webhooks {
+    all: RwLock<HashMap<String, Arc<Webhook>>>,
+}
+
+impl Webhooks {
+    pub async fn load(meta: &MetaStore) -> anyhow::Result<Webhooks> {
+        let mut all = HashMap::new();
+        for row in meta.list_webhooks().await? {
+            match Webhook::from_row(&row) {
+                Ok(w) => {
+                    all.insert(w.name.clone(), Arc::new(w));
+                }
+                Err(e) => {
+                    tracing::error!(webhook = %row.name, error = %e, "stored webhook is invalid; skipped")
+                }
+            }
+        }
+        Ok(Webhooks {
+            all: RwLock::new(all),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Webhook>> {
+        self.read().get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Webhook>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Stores and caches a checked webhook; returns whether it was created.
+    pub async fn put(&self, meta: &MetaStore, row: WebhookRow) -> anyhow::Result<Arc<Webhook>> {
+        meta.put_webhook(&row).await?;
+        let created_at_ms = self
+            .get(&row.name)
+            .map_or(row.created_at_ms, |w| w.created_at_ms);
+        let mut w = Webhook::from_row(&row).map_err(anyhow::Error::msg)?;
+        w.created_at_ms = created_at_ms;
+        let w = Arc::new(w);
+        self.write().insert(w.name.clone(), w.clone());
+        Ok(w)
+    }
+
+    pub async fn remove(&self, meta: &MetaStore, name: &str) -> Result<bool, sqlx::Error> {
+        let existed = meta.delete_webhook(name).await?;
+        Ok(self.write().remove(name).is_some() || existed)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Webhook>>> {
+        self.all
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Webhook>>> {
+        self.all
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(scheme: Option<&str>, secret: Option<&str>) -> WebhookRow {
+        WebhookRow {
+            name: "gh".into(),
+            bus: "default".into(),
+            source: "https://github.com/acme/shop".into(),
+            description: None,
+            type_from: Some("x-github-event".into()),
+            verify_scheme: scheme.map(str::to_owned),
+            secret: secret.map(str::to_owned),
+            verify_header: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    /// GitHub's documented example: secret "It's a Secret to Everybody", payload
+    /// "Hello, World!".
+    #[test]
+    fn github_reference_vector() {
+        let w =
+            Webhook::from_row(&row(Some("github"), Some("It's a Secret to Everybody"))).unwrap();
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let h = headers(&[("x-hub-signature-256", sig)]);
+        assert_eq!(w.verify(&h, b"Hello, World!", 0), Ok(()));
+        assert_eq!(
+            w.verify(&h, b"Hello, World?", 0),
+            Err("x-hub-signature-256 does not match".to_owned())
+        );
+        assert_eq!(
+            w.verify(&HeaderMap::new(), b"Hello, World!", 0),
+            Err("missing x-hub-signature-256 header".to_owned())
+        );
+    }
+
+    /// The Standard Webhooks reference vector, through the verifier.
+    #[test]
+    fn standard_webhooks_reference_vector() {
+        let w = Webhook::from_row(&row(
+            Some("standard-webhooks"),
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ))
+        .unwrap();
+        let h = headers(&[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,bm9ldHZhbGlk v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ]);
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(w.verify(&h, body, 1614265330 + 10), Ok(()));
+        assert_eq!(
+            w.verify(&h, body, 1614265330 + 301),
+            Err("the timestamp is more than 300 s away from the server's clock".to_owned())
+        );
+        assert!(w.verify(&h, b"{}", 1614265330).is_err());
+    }
+
+    #[test]
+    fn configurations_are_checked() {
+        let err = |r: WebhookRow| Webhook::from_row(&r).unwrap_err();
+        assert_eq!(
+            err(row(Some("svix"), Some("x"))),
+            "verify.scheme: \"svix\" is not one of standard-webhooks, github, stripe, hmac-sha256"
+        );
+        assert_eq!(
+            err(row(Some("github"), None)),
+            "verify.secret: required with a scheme"
+        );
+        assert_eq!(
+            err(row(Some("standard-webhooks"), Some("whsec_!!"))),
+            "verify.secret: a Standard Webhooks secret is whsec_ followed by base64"
+        );
+        let mut r = row(None, None);
+        r.type_from = Some("$[".into());
+        assert!(err(r).starts_with("type_from: \"$[\" is not a valid JSONPath"));
+        let mut r = row(None, None);
+        r.type_from = Some("bad header".into());
+        assert!(err(r).starts_with("type_from: \"bad header\" is neither"));
+    }
+
+    #[test]
+    fn bodies_become_cloudevents() {
+        let mut r = row(None, None);
+        r.type_from = Some("$.action".into());
+        let w = Webhook::from_row(&r).unwrap();
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("x-github-delivery", "d-1"),
+        ]);
+        let e = w
+            .event(
+                &h,
+                br#"{"action": "opened", "n": 1}"#,
+                "2026-01-01T00:00:00Z",
+                || "fresh".into(),
+            )
+            .unwrap();
+        assert_eq!(
+            e,
+            json!({"specversion": "1.0", "id": "d-1", "source": "https://github.com/acme/shop",
+                   "type": "opened", "time": "2026-01-01T00:00:00Z", "webhook": "gh",
+                   "datacontenttype": "application/json", "data": {"action": "opened", "n": 1}})
+        );
+        assert_eq!(
+            w.event(&h, b"{}", "t", || "x".into()).unwrap_err(),
+            "the body has no non-empty string at $.action"
+        );
+        let w = Webhook::from_row(&row(None, None)).unwrap();
+        let h = headers(&[("content-type", "text/plain"), ("x-github-event", "push")]);
+        let e = w.event(&h, b"hello", "t", || "fresh".into()).unwrap();
+        assert_eq!(
+            (&e["id"], &e["type"], &e["data"], &e["datacontenttype"]),
+            (
+                &json!("fresh"),
+                &json!("push"),
+                &json!("hello"),
+                &json!("text/plain")
+            )
+        );
+        let e = w.event(&h, &[0xff, 0x00], "t", || "fresh".into()).unwrap();
+        assert_eq!(e["data_base64"], "/wA=");
+    }
+}
