@@ -14,4 +14,5 @@ mod receiver;
 mod rules;
 mod schemas;
 mod search;
+mod telemetry;
 mod webhooks;

@@ -80,6 +80,7 @@ pub struct Server {
     dir: tempfile::TempDir,
     db: Option<PgDatabase>,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
     pub client: reqwest::Client,
 }
 
@@ -106,6 +107,11 @@ impl Server {
     }
 
     pub async fn start_with(backend: Backend, args: &[&str]) -> Server {
+        Self::start_with_env(backend, args, &[]).await
+    }
+
+    /// Starts with extra flags and environment variables.
+    pub async fn start_with_env(backend: Backend, args: &[&str], env: &[(&str, &str)]) -> Server {
         let db = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create().await),
@@ -117,6 +123,10 @@ impl Server {
             dir: tempfile::tempdir().unwrap(),
             db,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             client: reqwest::Client::new(),
         };
         server.launch().await;
@@ -135,6 +145,7 @@ impl Server {
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("SWITCHYARD_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

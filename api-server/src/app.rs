@@ -29,6 +29,7 @@ pub struct AppState {
     pub schemas: Arc<crate::schemas::Schemas>,
     pub functions: Arc<crate::functions::Functions>,
     pub webhooks: crate::webhooks::Webhooks,
+    pub telemetry: crate::telemetry::Telemetry,
     /// A handle on this state for parts that are owned by it (the `bus` target).
     pub me: std::sync::Weak<AppState>,
 }
@@ -81,10 +82,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let webhooks = crate::webhooks::Webhooks::load(&meta)
         .await
         .context("loading webhooks")?;
+    let telemetry =
+        crate::telemetry::Telemetry::from_env().context("setting up OpenTelemetry export")?;
     let state = Arc::new_cyclic(|me| AppState {
         schemas,
         functions,
         webhooks,
+        telemetry,
         config,
         meta,
         buses,
@@ -115,6 +119,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     state.buses.close_all(&state).await;
     state.schemas.save_counters(&state.meta).await;
     state.meta.close().await;
+    let flushing = state.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || flushing.telemetry.shutdown()).await {
+        tracing::warn!(error = %e, "flushing traces stopped");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -15,6 +15,7 @@ mod routes;
 mod ruleset;
 mod schemas;
 mod search;
+mod telemetry;
 mod webhooks;
 
 use clap::Parser as _;

@@ -37,6 +37,7 @@ async fn run(name: &str, target: Arc<dyn Target>, events: usize) {
                             payload: None,
                             delivery_id: &id,
                             attempt: 1,
+                            traceparent: None,
                         })
                         .await
                         .unwrap();

@@ -32,6 +32,9 @@ pub struct Delivery<'a> {
     pub delivery_id: &'a str,
     /// 1 for the first try.
     pub attempt: u32,
+    /// The W3C trace context to send onward: the delivery attempt's span when traces are
+    /// exported, else the event's own `traceparent`.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A failed delivery, classified by the target that saw it fail.

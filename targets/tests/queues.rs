@@ -33,6 +33,7 @@ fn delivery<'a>(event: &'a Value, payload: Option<&'a Value>) -> Delivery<'a> {
         payload,
         delivery_id: "default:0:r:q",
         attempt: 1,
+        traceparent: None,
     }
 }
 

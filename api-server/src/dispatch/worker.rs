@@ -18,6 +18,7 @@ use super::{BusDispatch, Event, until_set};
 use crate::app::{AppState, now_ms};
 use crate::meta::DeadLetter;
 use crate::metrics::DeliveryLabels;
+use crate::telemetry;
 use prometheus_client::metrics::counter::Counter;
 
 struct Task {
@@ -285,40 +286,56 @@ impl Worker {
                 .and_then(|t| t.function_name())
                 .filter(|_| payload.is_none())
                 .map(|name| (name.to_owned(), self.state.functions.clone()));
+            let state = self.state.clone();
+            let names = [
+                ("bus", self.dispatch.bus.clone()),
+                ("rule", self.sub.spec.rule.clone()),
+                ("target", self.sub.spec.target_id.clone()),
+                ("event", event.record.id.clone()),
+            ];
             self.inflight.spawn(async move {
                 let started = Instant::now();
-                let (payload, transformed) = match function {
-                    None => (payload, false),
-                    Some((name, functions)) => {
-                        match functions.output(&name, event.record.payload.to_vec()).await {
-                            Ok(p) => (Some(p), true),
-                            Err(e) => {
-                                return Outcome {
-                                    offset,
-                                    result: Err(DeliveryError::retryable(format!(
-                                        "transform: {e}"
-                                    ))),
-                                    latency: started.elapsed(),
-                                    transformed: None,
-                                };
+                let event_tp = event.value.get("traceparent").and_then(Value::as_str);
+                let span = telemetry::start_attempt(&state.telemetry, event_tp, names, attempt);
+                let traceparent = span
+                    .as_ref()
+                    .map(telemetry::traceparent_of)
+                    .or_else(|| event_tp.map(str::to_owned));
+                let attempt_once = async {
+                    let (payload, transformed) = match function {
+                        None => (payload, false),
+                        Some((name, functions)) => {
+                            match functions.output(&name, event.record.payload.to_vec()).await {
+                                Ok(p) => (Some(p), true),
+                                Err(e) => {
+                                    let e = DeliveryError::retryable(format!("transform: {e}"));
+                                    return (Err(e), None);
+                                }
                             }
                         }
-                    }
+                    };
+                    let result = target
+                        .deliver(Delivery {
+                            event_json: &event.record.payload,
+                            event: &event.value,
+                            payload: payload.as_ref(),
+                            delivery_id: &delivery_id,
+                            attempt,
+                            traceparent: traceparent.as_deref(),
+                        })
+                        .await;
+                    (result, payload.filter(|_| transformed))
                 };
-                let result = target
-                    .deliver(Delivery {
-                        event_json: &event.record.payload,
-                        event: &event.value,
-                        payload: payload.as_ref(),
-                        delivery_id: &delivery_id,
-                        attempt,
-                    })
-                    .await;
+                let (result, transformed) = attempt_once.await;
+                match &result {
+                    Ok(d) => telemetry::end_attempt(span, d.status, None),
+                    Err(e) => telemetry::end_attempt(span, e.status, Some(&e.message)),
+                }
                 Outcome {
                     offset,
                     result,
                     latency: started.elapsed(),
-                    transformed: payload.filter(|_| transformed),
+                    transformed,
                 }
             });
         }

@@ -61,8 +61,16 @@ async fn publish(
     let started = Instant::now();
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, state.config.max_batch_bytes).await?;
-    let events = parse_events(&headers, &body, &state.limits)?;
-    let published = append_events(&state, &bus, events, is_batch(&headers)).await?;
+    let mut events = parse_events(&headers, &body, &state.limits)?;
+    let span = crate::telemetry::start_publish(
+        &state.telemetry,
+        &bus.settings.name,
+        &headers,
+        &mut events,
+    );
+    let published = append_events(&state, &bus, events, is_batch(&headers)).await;
+    crate::telemetry::end_publish(span, published.as_ref().err().map(|e| e.message.as_str()));
+    let published = published?;
     state
         .metrics
         .ingest_latency

@@ -234,9 +234,11 @@ async fn receive(
     let json = serde_json::to_vec(&event).map_err(ApiError::internal)?;
     let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.limits)
         .map_err(|e| ApiError::bad_request("invalid_webhook_body", e.to_string()))?;
-    Ok(Json(
-        append_events(&state, &bus, vec![parsed], false).await?,
-    ))
+    let mut events = vec![parsed];
+    let span = crate::telemetry::start_publish(&state.telemetry, &w.bus, &headers, &mut events);
+    let published = append_events(&state, &bus, events, false).await;
+    crate::telemetry::end_publish(span, published.as_ref().err().map(|e| e.message.as_str()));
+    Ok(Json(published?))
 }
 
 /// A random event id for deliveries that bring none.

@@ -157,7 +157,7 @@ impl Target for HttpTarget {
                 req = req.header(name, value);
             }
         }
-        if let Some(tp) = d.event.get("traceparent").and_then(Value::as_str)
+        if let Some(tp) = d.traceparent
             && let Ok(v) = HeaderValue::from_str(tp)
         {
             req = req.header("traceparent", v);

@@ -58,6 +58,7 @@ fn delivery<'a>(event: &'a Value, payload: Option<&'a Value>) -> Delivery<'a> {
         payload,
         delivery_id: "bus:7:r:t",
         attempt: 1,
+        traceparent: event.get("traceparent").and_then(Value::as_str),
     }
 }
 

@@ -87,7 +87,7 @@ impl Target for AmqpTarget {
         let ch = self.channel().await?;
         let mut headers = FieldTable::default();
         let mut content_type = None;
-        for (k, v) in attributes(d.event) {
+        for (k, v) in attributes(&d) {
             if k == "datacontenttype" {
                 content_type = Some(v);
             } else {

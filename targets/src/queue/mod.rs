@@ -20,19 +20,25 @@ pub(crate) fn body(d: &Delivery<'_>) -> Vec<u8> {
     }
 }
 
-/// `(name, value)` of the event's string-able attributes, for headers or fields.
-pub(crate) fn attributes(event: &Value) -> Vec<(String, String)> {
-    let Some(obj) = event.as_object() else {
+/// `(name, value)` of the event's string-able attributes, for headers or fields; the
+/// `traceparent` is the delivery's trace context.
+pub(crate) fn attributes(d: &crate::Delivery<'_>) -> Vec<(String, String)> {
+    let Some(obj) = d.event.as_object() else {
         return Vec::new();
     };
-    obj.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "data" | "data_base64"))
+    let mut attrs: Vec<(String, String)> = obj
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "data" | "data_base64" | "traceparent"))
         .filter_map(|(k, v)| match v {
             Value::String(s) => Some((k.clone(), s.clone())),
             Value::Bool(_) | Value::Number(_) => Some((k.clone(), v.to_string())),
             Value::Null | Value::Array(_) | Value::Object(_) => None,
         })
-        .collect()
+        .collect();
+    if let Some(tp) = d.traceparent {
+        attrs.push(("traceparent".to_owned(), tp.to_owned()));
+    }
+    attrs
 }
 
 /// Refuses a server whose address the outbound policy does not allow.

@@ -88,7 +88,7 @@ impl Target for NatsTarget {
     async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
         let client = self.client().await?;
         let mut headers = async_nats::HeaderMap::new();
-        for (k, v) in attributes(d.event) {
+        for (k, v) in attributes(&d) {
             let name = if k == "datacontenttype" {
                 "content-type".to_owned()
             } else {

@@ -73,7 +73,7 @@ impl Target for RedisTarget {
         let mut conn = self.connection().await?;
         let mut fields: Vec<(String, Vec<u8>)> = vec![("event".to_owned(), body(&d))];
         fields.extend(
-            attributes(d.event)
+            attributes(&d)
                 .into_iter()
                 .map(|(k, v)| (format!("ce_{k}"), v.into_bytes())),
         );
