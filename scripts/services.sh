@@ -55,4 +55,6 @@ if ! port_open 1883; then
   mosquitto -d
 fi
 wait_port Mosquitto 1883
-echo "services: postgresql, redis, nats, rabbitmq, mosquitto up"
+# Chromium: the console tests drive a real (headless) browser.
+need chromium chromium
+echo "services: postgresql, redis, nats, rabbitmq, mosquitto up; chromium $(chromium --version 2>/dev/null | awk '{print $2}')"

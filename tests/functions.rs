@@ -217,6 +217,19 @@ async fn invoke_reports_every_way_a_run_can_fail() {
         invoke(&s, "hog", "{}").await["error"]["message"],
         "linear memory would grow from 1114112 to 2162688 bytes, over the limit of 2 MiB"
     );
+    // Every run is counted by outcome.
+    let metrics = s
+        .send(s.client.get(format!("{}/metrics", s.base)))
+        .await
+        .text();
+    for line in [
+        "switchyard_function_invocations_total{function=\"slow\",outcome=\"timeout\"} 2\n",
+        "switchyard_function_invocations_total{function=\"crash\",outcome=\"trap\"} 1\n",
+        "switchyard_function_invocations_total{function=\"hog\",outcome=\"memory\"} 2\n",
+        "switchyard_function_duration_seconds_count 8\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     // The server is unharmed: a good function still runs.
     assert_eq!(deploy(&s, "echo", module("echo")).await.status, 201);
     assert_eq!(invoke(&s, "echo", "[1]").await["output"], json!([1]));

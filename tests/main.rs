@@ -5,6 +5,7 @@ mod support;
 
 mod analytics;
 mod buses;
+mod console;
 mod delivery;
 mod durability;
 mod functions;

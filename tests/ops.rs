@@ -149,10 +149,15 @@ async fn openapi_lists_every_route() {
             "/v1/buses/{bus}/rules/{rule}",
             "/v1/buses/{bus}/rules/{rule}/disable",
             "/v1/buses/{bus}/rules/{rule}/enable",
+            "/v1/functions",
+            "/v1/functions/{name}",
+            "/v1/functions/{name}/invoke",
             "/v1/patterns/test",
             "/v1/schemas",
             "/v1/schemas/{source}/{type}",
             "/v1/transforms/test",
+            "/v1/webhooks",
+            "/v1/webhooks/{name}",
         ]
     );
     assert!(doc["paths"]["/v1/buses/{bus}"]["put"].is_object());

@@ -74,8 +74,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .context("loading schemas")?,
     );
+    let metrics = Metrics::new();
     let functions = Arc::new(
-        crate::functions::Functions::load(&meta)
+        crate::functions::Functions::load(&meta, &metrics)
             .await
             .context("loading functions")?,
     );
@@ -92,7 +93,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config,
         meta,
         buses,
-        metrics: Metrics::new(),
+        metrics,
         admin_key,
         limits,
         address_policy,

@@ -10,7 +10,12 @@ use sha2::{Digest, Sha256};
 use switchyard_functions::{Failure, Function, Invocation, Limits, Runtime};
 use tokio::sync::Semaphore;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::meta::{FunctionRow, MetaStore};
+use crate::metrics::{FunctionLabels, Metrics};
 
 /// The largest module `PUT /v1/functions/{name}` takes.
 pub const MAX_MODULE_BYTES: usize = 32 << 20;
@@ -49,12 +54,14 @@ pub struct Functions {
     deployed: RwLock<HashMap<String, Arc<Deployed>>>,
     /// Bounds the invocations running at once (each holds a blocking thread).
     permits: Semaphore,
+    runs: Family<FunctionLabels, Counter>,
+    duration: Histogram,
 }
 
 impl Functions {
     /// Compiles every stored function. One that no longer compiles (a module stored by a
     /// different engine version, say) is logged and left out rather than stopping the server.
-    pub async fn load(meta: &MetaStore) -> anyhow::Result<Functions> {
+    pub async fn load(meta: &MetaStore, metrics: &Metrics) -> anyhow::Result<Functions> {
         let runtime = Arc::new(Runtime::new()?);
         let rows = meta.list_functions().await?;
         let rt = runtime.clone();
@@ -75,6 +82,8 @@ impl Functions {
             runtime,
             deployed: RwLock::new(compiled),
             permits: Semaphore::new(parallel * 4),
+            runs: metrics.function_invocations.clone(),
+            duration: metrics.function_duration.clone(),
         })
     }
 
@@ -151,7 +160,7 @@ impl Functions {
         // The semaphore is never closed, so acquiring only waits.
         let _permit = self.permits.acquire().await;
         let rt = self.runtime.clone();
-        tokio::task::spawn_blocking(move || rt.invoke(&d.function, &input, &d.limits))
+        let run = tokio::task::spawn_blocking(move || rt.invoke(&d.function, &input, &d.limits))
             .await
             .map_err(|e| RunError::Failed {
                 name: name.to_owned(),
@@ -159,7 +168,19 @@ impl Functions {
                     code: switchyard_functions::FailureCode::Trap,
                     message: format!("the invocation was aborted: {e}"),
                 },
+            })?;
+        let outcome = match &run.result {
+            Ok(_) => "ok",
+            Err(f) => f.code.as_str(),
+        };
+        self.runs
+            .get_or_create(&FunctionLabels {
+                function: name.to_owned(),
+                outcome: outcome.to_owned(),
             })
+            .inc();
+        self.duration.observe(run.duration.as_secs_f64());
+        Ok(run)
     }
 
     /// Runs `name` and returns its output as JSON when stdout parses, else as a string.

@@ -40,6 +40,13 @@ pub struct SchemaLabels {
     pub r#type: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    pub function: String,
+    /// `ok`, or the failure code: `timeout`, `fuel_exhausted`, `memory`, `trap`, `exit`.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_ingested: Family<BusLabel, Counter>,
@@ -55,6 +62,8 @@ pub struct Metrics {
     /// Refreshed at every scrape.
     pub index_lag: Family<BusLabel, Gauge>,
     pub schema_violations: Family<SchemaLabels, Counter>,
+    pub function_invocations: Family<FunctionLabels, Counter>,
+    pub function_duration: Histogram,
 }
 
 impl Metrics {
@@ -121,8 +130,23 @@ impl Metrics {
             "Events accepted on a warn bus although they break their declared schema",
             schema_violations.clone(),
         );
+        let function_invocations = Family::<FunctionLabels, Counter>::default();
+        registry.register(
+            "switchyard_function_invocations",
+            "WebAssembly function runs by outcome (invoke endpoint, function targets and transforms)",
+            function_invocations.clone(),
+        );
+        // 10 µs to ~80 s.
+        let function_duration = Histogram::new(exponential_buckets(0.00001, 2.0, 24));
+        registry.register(
+            "switchyard_function_duration_seconds",
+            "Wall time of one function run, instantiation included",
+            function_duration.clone(),
+        );
         Metrics {
             registry,
+            function_invocations,
+            function_duration,
             schema_violations,
             index_lag,
             deliveries,

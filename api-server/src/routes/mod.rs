@@ -2,6 +2,7 @@
 
 mod analytics;
 pub mod buses;
+mod console;
 mod deliveries;
 pub mod events;
 pub mod extract;
@@ -54,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(v1)
         .merge(health::router())
+        .merge(console::router())
         .route(
             "/openapi.json",
             get(move || {
