@@ -3,7 +3,7 @@
 //! all run through [`Functions::invoke`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use crate::meta::{FunctionRow, MetaStore};
 use crate::metrics::{FunctionLabels, Metrics};
+use crate::named::Named;
 
 /// The largest module `PUT /v1/functions/{name}` takes.
 pub const MAX_MODULE_BYTES: usize = 32 << 20;
@@ -51,7 +52,7 @@ pub enum RunError {
 
 pub struct Functions {
     runtime: Arc<Runtime>,
-    deployed: RwLock<HashMap<String, Arc<Deployed>>>,
+    deployed: Named<Deployed>,
     /// Bounds the invocations running at once (each holds a blocking thread).
     permits: Semaphore,
     runs: Family<FunctionLabels, Counter>,
@@ -80,7 +81,7 @@ impl Functions {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Functions {
             runtime,
-            deployed: RwLock::new(compiled),
+            deployed: Named::new(compiled),
             permits: Semaphore::new(parallel * 4),
             runs: metrics.function_invocations.clone(),
             duration: metrics.function_duration.clone(),
@@ -88,14 +89,12 @@ impl Functions {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Deployed>> {
-        self.read().get(name).cloned()
+        self.deployed.get(name)
     }
 
     /// Every deployed function, by name.
     pub fn list(&self) -> Vec<Arc<Deployed>> {
-        let mut all: Vec<_> = self.read().values().cloned().collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        self.deployed.list().into_iter().map(|(_, d)| d).collect()
     }
 
     /// Compiles `module` and, if it compiles, stores it and makes it the function `name`.
@@ -142,14 +141,14 @@ impl Functions {
             updated_at_ms: now_ms,
             function,
         });
-        self.write().insert(name.to_owned(), d.clone());
+        self.deployed.insert(name, d.clone());
         Ok((d, created))
     }
 
     /// Removes a function; returns whether it existed.
     pub async fn remove(&self, meta: &MetaStore, name: &str) -> Result<bool, sqlx::Error> {
         let existed = meta.delete_function(name).await?;
-        Ok(self.write().remove(name).is_some() || existed)
+        Ok(self.deployed.remove(name) || existed)
     }
 
     /// Runs the function `name` once with `input` on stdin.
@@ -192,18 +191,6 @@ impl Functions {
                 name: name.to_owned(),
                 failure,
             })
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Deployed>>> {
-        self.deployed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Deployed>>> {
-        self.deployed
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -11,6 +11,7 @@ mod indexer;
 mod ingest;
 mod meta;
 mod metrics;
+mod named;
 mod routes;
 mod ruleset;
 mod schemas;

@@ -6,7 +6,7 @@
 //! redelivery is a duplicate on the bus, not a second event.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use base64::Engine as _;
@@ -15,6 +15,7 @@ use jsonpath_rust::parser::model::JpQuery;
 use serde_json::{Map, Value, json};
 
 use crate::meta::{MetaStore, WebhookRow};
+use crate::named::Named;
 
 /// How far a signed timestamp may be from our clock (Standard Webhooks and Stripe both
 /// recommend five minutes).
@@ -389,7 +390,7 @@ fn hex(text: &str) -> Option<Vec<u8>> {
 
 /// The webhooks of this server, checked once and cached; SQL is the record.
 pub struct Webhooks {
-    all: RwLock<HashMap<String, Arc<Webhook>>>,
+    all: Named<Webhook>,
 }
 
 impl Webhooks {
@@ -406,18 +407,16 @@ impl Webhooks {
             }
         }
         Ok(Webhooks {
-            all: RwLock::new(all),
+            all: Named::new(all),
         })
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Webhook>> {
-        self.read().get(name).cloned()
+        self.all.get(name)
     }
 
     pub fn list(&self) -> Vec<Arc<Webhook>> {
-        let mut all: Vec<_> = self.read().values().cloned().collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        self.all.list().into_iter().map(|(_, w)| w).collect()
     }
 
     /// Stores and caches a checked webhook; returns whether it was created.
@@ -429,25 +428,13 @@ impl Webhooks {
         let mut w = Webhook::from_row(&row).map_err(anyhow::Error::msg)?;
         w.created_at_ms = created_at_ms;
         let w = Arc::new(w);
-        self.write().insert(w.name.clone(), w.clone());
+        self.all.insert(&w.name, w.clone());
         Ok(w)
     }
 
     pub async fn remove(&self, meta: &MetaStore, name: &str) -> Result<bool, sqlx::Error> {
         let existed = meta.delete_webhook(name).await?;
-        Ok(self.write().remove(name).is_some() || existed)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Webhook>>> {
-        self.all
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Webhook>>> {
-        self.all
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        Ok(self.all.remove(name) || existed)
     }
 }
 
