@@ -535,6 +535,37 @@ mod tests {
         assert!(err(r).starts_with("type_from: \"bad header\" is neither"));
     }
 
+    proptest::proptest! {
+        /// Whatever a sender puts in the headers and the body, verifying and wrapping
+        /// answer (Ok or a reason) and never panic.
+        #[test]
+        fn no_request_panics(
+            scheme in proptest::sample::select(vec!["standard-webhooks", "github", "stripe", "hmac-sha256"]),
+            type_from in proptest::sample::select(vec!["x-event", "$.type", "$..a[0]"]),
+            values in proptest::collection::vec("[ -~]{0,80}", 6),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut r = row(Some(scheme), Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+            r.type_from = Some(type_from.to_owned());
+            let w = Webhook::from_row(&r).unwrap();
+            let names = [
+                "webhook-id", "webhook-timestamp", "webhook-signature",
+                "x-hub-signature-256", "stripe-signature", "x-signature",
+            ];
+            let mut h = HeaderMap::new();
+            for (name, value) in names.iter().zip(&values) {
+                if let Ok(v) = value.parse() {
+                    h.insert(*name, v);
+                }
+            }
+            h.insert("x-event", "e".parse().unwrap());
+            let _ = w.verify(&h, &body, 1_700_000_000);
+            if let Ok(event) = w.event(&h, &body, "t", || "id".into()) {
+                proptest::prop_assert!(event.get("type").is_some_and(Value::is_string));
+            }
+        }
+    }
+
     #[test]
     fn bodies_become_cloudevents() {
         let mut r = row(None, None);
