@@ -152,6 +152,8 @@ async fn openapi_lists_every_route() {
             "/v1/functions",
             "/v1/functions/{name}",
             "/v1/functions/{name}/invoke",
+            "/v1/keys",
+            "/v1/keys/{name}",
             "/v1/patterns/test",
             "/v1/schemas",
             "/v1/schemas/{source}/{type}",

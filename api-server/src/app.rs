@@ -30,6 +30,7 @@ pub struct AppState {
     pub functions: Arc<crate::functions::Functions>,
     pub webhooks: crate::webhooks::Webhooks,
     pub telemetry: crate::telemetry::Telemetry,
+    pub keys: crate::keys::Keys,
     /// A handle on this state for parts that are owned by it (the `bus` target).
     pub me: std::sync::Weak<AppState>,
 }
@@ -85,7 +86,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("loading webhooks")?;
     let telemetry =
         crate::telemetry::Telemetry::from_env().context("setting up OpenTelemetry export")?;
+    let keys = crate::keys::Keys::load(&meta)
+        .await
+        .context("loading API keys")?;
     let state = Arc::new_cyclic(|me| AppState {
+        keys,
         schemas,
         functions,
         webhooks,

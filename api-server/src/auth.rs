@@ -65,20 +65,37 @@ pub async fn require_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match presented {
-        Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => {
-            Ok(next.run(req).await)
-        }
-        Some(_) => Err(ApiError::new(
-            ErrorKind::Unauthenticated,
-            "unauthorized",
-            "the API key is not valid",
-        )),
-        None => Err(ApiError::new(
+    let Some(key) = presented else {
+        return Err(ApiError::new(
             ErrorKind::Unauthenticated,
             "unauthorized",
             "missing API key: send Authorization: Bearer <key> (the admin key is in <data-dir>/admin.key)",
-        )),
+        ));
+    };
+    if constant_time_eq(key.as_bytes(), expected.as_bytes()) {
+        return Ok(next.run(req).await);
+    }
+    let Some(stored) = state.keys.find(key) else {
+        return Err(ApiError::new(
+            ErrorKind::Unauthenticated,
+            "unauthorized",
+            "the API key is not valid",
+        ));
+    };
+    if stored.role.allows(req.method(), req.uri().path()) {
+        Ok(next.run(req).await)
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            format!(
+                "the key {:?} has the {} role, which does not allow {} {}",
+                stored.name,
+                stored.role.as_str(),
+                req.method(),
+                req.uri().path()
+            ),
+        ))
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod functions;
 mod indexer;
 mod ingest;
+mod keys;
 mod meta;
 mod metrics;
 mod named;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 mod functions;
 mod health;
+mod keys;
 pub mod rules;
 mod schemas;
 mod testing;
@@ -30,7 +31,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"), (name = "functions"), (name = "webhooks"))
+    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"), (name = "functions"), (name = "webhooks"), (name = "keys"))
 )]
 struct ApiDoc;
 
@@ -45,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(analytics::router())
         .merge(functions::router())
         .merge(webhooks::router())
+        .merge(keys::router())
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);
