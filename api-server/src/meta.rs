@@ -54,6 +54,8 @@ pub struct StoredRule {
     pub updated_at_ms: i64,
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 pub struct MetaStore {
     pool: AnyPool,
 }
@@ -92,35 +94,40 @@ impl MetaStore {
         self.pool.close().await;
     }
 
-    /// Creates or replaces a bus; returns whether it was created.
-    pub async fn put_bus(&self, bus: &BusSettings, now_ms: i64) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO buses (name, description, retention_hours, schema_validation, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&bus.name)
-        .bind(&bus.description)
-        .bind(i64::from(bus.retention_hours))
-        .bind(bus.schema_validation.as_str())
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
+    /// Inserts a row, or updates it when its key exists; returns whether it inserted. Both
+    /// statements take the same parameters, bound by `bind`. (Two statements, because
+    /// "was it created?" has no portable answer from a single upsert.)
+    async fn upsert<F>(&self, insert: &str, update: &str, bind: F) -> Result<bool, sqlx::Error>
+    where
+        F: for<'q> Fn(AnyQuery<'q>) -> AnyQuery<'q>,
+    {
+        let inserted = bind(sqlx::query(insert))
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
             == 1;
         if !inserted {
-            sqlx::query(
-                "UPDATE buses SET description = $2, retention_hours = $3, schema_validation = $4, updated_at = $5
-                 WHERE name = $1",
-            )
-            .bind(&bus.name)
-            .bind(&bus.description)
-            .bind(i64::from(bus.retention_hours))
-            .bind(bus.schema_validation.as_str())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+            bind(sqlx::query(update)).execute(&self.pool).await?;
         }
         Ok(inserted)
+    }
+
+    /// Creates or replaces a bus; returns whether it was created.
+    pub async fn put_bus(&self, bus: &BusSettings, now_ms: i64) -> Result<bool, sqlx::Error> {
+        self.upsert(
+            "INSERT INTO buses (name, description, retention_hours, schema_validation, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING",
+            "UPDATE buses SET description = $2, retention_hours = $3, schema_validation = $4, updated_at = $5
+             WHERE name = $1",
+            |q| {
+                q.bind(bus.name.clone())
+                    .bind(bus.description.clone())
+                    .bind(i64::from(bus.retention_hours))
+                    .bind(bus.schema_validation.as_str())
+                    .bind(now_ms)
+            },
+        )
+        .await
     }
 
     pub async fn list_buses(&self) -> Result<Vec<BusSettings>, sqlx::Error> {
@@ -165,37 +172,22 @@ impl MetaStore {
 
     /// Creates or replaces a rule; returns whether it was created.
     pub async fn put_rule(&self, rule: &StoredRule, now_ms: i64) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
+        self.upsert(
             "INSERT INTO rules (bus, name, description, enabled, pattern, targets, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (bus, name) DO NOTHING",
+            "UPDATE rules SET description = $3, enabled = $4, pattern = $5, targets = $6, updated_at = $7
+             WHERE bus = $1 AND name = $2",
+            |q| {
+                q.bind(rule.bus.clone())
+                    .bind(rule.name.clone())
+                    .bind(rule.description.clone())
+                    .bind(i64::from(rule.enabled))
+                    .bind(rule.pattern.clone())
+                    .bind(rule.targets.clone())
+                    .bind(now_ms)
+            },
         )
-        .bind(&rule.bus)
-        .bind(&rule.name)
-        .bind(&rule.description)
-        .bind(i64::from(rule.enabled))
-        .bind(&rule.pattern)
-        .bind(&rule.targets)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            sqlx::query(
-                "UPDATE rules SET description = $3, enabled = $4, pattern = $5, targets = $6, updated_at = $7
-                 WHERE bus = $1 AND name = $2",
-            )
-            .bind(&rule.bus)
-            .bind(&rule.name)
-            .bind(&rule.description)
-            .bind(i64::from(rule.enabled))
-            .bind(&rule.pattern)
-            .bind(&rule.targets)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(inserted)
+        .await
     }
 
     /// Every rule of every bus.
@@ -458,37 +450,22 @@ impl MetaStore {
     /// kept on replace.
     pub async fn put_function(&self, f: &FunctionRow) -> Result<bool, sqlx::Error> {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let inserted = sqlx::query(
+        self.upsert(
             "INSERT INTO functions (name, module, sha256, timeout_ms, memory_mb, fuel, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (name) DO NOTHING",
+            "UPDATE functions SET module = $2, sha256 = $3, timeout_ms = $4, memory_mb = $5, fuel = $6, updated_at = $7
+             WHERE name = $1",
+            |q| {
+                q.bind(f.name.clone())
+                    .bind(f.module.clone())
+                    .bind(f.sha256.clone())
+                    .bind(as_i64(f.timeout_ms))
+                    .bind(as_i64(f.memory_mb))
+                    .bind(as_i64(f.fuel))
+                    .bind(f.updated_at_ms)
+            },
         )
-        .bind(&f.name)
-        .bind(&f.module)
-        .bind(&f.sha256)
-        .bind(as_i64(f.timeout_ms))
-        .bind(as_i64(f.memory_mb))
-        .bind(as_i64(f.fuel))
-        .bind(f.updated_at_ms)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            sqlx::query(
-                "UPDATE functions SET module = $2, sha256 = $3, timeout_ms = $4, memory_mb = $5, fuel = $6, updated_at = $7
-                 WHERE name = $1",
-            )
-            .bind(&f.name)
-            .bind(&f.module)
-            .bind(&f.sha256)
-            .bind(as_i64(f.timeout_ms))
-            .bind(as_i64(f.memory_mb))
-            .bind(as_i64(f.fuel))
-            .bind(f.updated_at_ms)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(inserted)
+        .await
     }
 
     /// Every function, modules included.
@@ -528,41 +505,24 @@ impl MetaStore {
 
     /// Creates or replaces a webhook; returns whether it was created.
     pub async fn put_webhook(&self, w: &WebhookRow) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
+        self.upsert(
             "INSERT INTO webhooks (name, bus, source, description, type_from, verify_scheme, secret, verify_header, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (name) DO NOTHING",
+            "UPDATE webhooks SET bus = $2, source = $3, description = $4, type_from = $5, verify_scheme = $6,
+             secret = $7, verify_header = $8, updated_at = $9 WHERE name = $1",
+            |q| {
+                q.bind(w.name.clone())
+                    .bind(w.bus.clone())
+                    .bind(w.source.clone())
+                    .bind(w.description.clone())
+                    .bind(w.type_from.clone())
+                    .bind(w.verify_scheme.clone())
+                    .bind(w.secret.clone())
+                    .bind(w.verify_header.clone())
+                    .bind(w.updated_at_ms)
+            },
         )
-        .bind(&w.name)
-        .bind(&w.bus)
-        .bind(&w.source)
-        .bind(&w.description)
-        .bind(&w.type_from)
-        .bind(&w.verify_scheme)
-        .bind(&w.secret)
-        .bind(&w.verify_header)
-        .bind(w.updated_at_ms)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            sqlx::query(
-                "UPDATE webhooks SET bus = $2, source = $3, description = $4, type_from = $5, verify_scheme = $6,
-                 secret = $7, verify_header = $8, updated_at = $9 WHERE name = $1",
-            )
-            .bind(&w.name)
-            .bind(&w.bus)
-            .bind(&w.source)
-            .bind(&w.description)
-            .bind(&w.type_from)
-            .bind(&w.verify_scheme)
-            .bind(&w.secret)
-            .bind(&w.verify_header)
-            .bind(w.updated_at_ms)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(inserted)
+        .await
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<WebhookRow>, sqlx::Error> {
