@@ -28,61 +28,32 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-const INDEX: Asset = Asset {
-    name: "index.html",
-    content_type: HTML,
-    body: include_str!("../console/index.html"),
-};
+/// An embedded file of `api-server/src/console/`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_str!(concat!("../console/", $name)),
+        }
+    };
+}
+
+const INDEX: Asset = asset!("index.html", HTML);
 
 /// Everything under `/console/`; a name not listed here is a 404, so no path reaches the
 /// file system.
 const ASSETS: &[Asset] = &[
     INDEX,
-    Asset {
-        name: "app.css",
-        content_type: CSS,
-        body: include_str!("../console/app.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: JS,
-        body: include_str!("../console/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: JS,
-        body: include_str!("../console/api.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: JS,
-        body: include_str!("../console/dom.js"),
-    },
-    Asset {
-        name: "events.js",
-        content_type: JS,
-        body: include_str!("../console/events.js"),
-    },
-    Asset {
-        name: "rules.js",
-        content_type: JS,
-        body: include_str!("../console/rules.js"),
-    },
-    Asset {
-        name: "deliveries.js",
-        content_type: JS,
-        body: include_str!("../console/deliveries.js"),
-    },
-    Asset {
-        name: "analytics.js",
-        content_type: JS,
-        body: include_str!("../console/analytics.js"),
-    },
-    Asset {
-        name: "catalog.js",
-        content_type: JS,
-        body: include_str!("../console/catalog.js"),
-    },
+    asset!("app.css", CSS),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("events.js", JS),
+    asset!("rules.js", JS),
+    asset!("deliveries.js", JS),
+    asset!("analytics.js", JS),
+    asset!("catalog.js", JS),
 ];
 
 /// Event data is attacker-controlled and the page holds an admin key: nothing but our own
