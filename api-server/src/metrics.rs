@@ -47,6 +47,13 @@ pub struct FunctionLabels {
     pub outcome: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub webhook: String,
+    /// `accepted`, or the error code it was refused with (`invalid_signature`, …).
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_ingested: Family<BusLabel, Counter>,
@@ -64,6 +71,7 @@ pub struct Metrics {
     pub schema_violations: Family<SchemaLabels, Counter>,
     pub function_invocations: Family<FunctionLabels, Counter>,
     pub function_duration: Histogram,
+    pub webhook_requests: Family<WebhookLabels, Counter>,
 }
 
 impl Metrics {
@@ -143,8 +151,15 @@ impl Metrics {
             "Wall time of one function run, instantiation included",
             function_duration.clone(),
         );
+        let webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "switchyard_webhook_requests",
+            "Deliveries received on webhooks: accepted, or refused by error code",
+            webhook_requests.clone(),
+        );
         Metrics {
             registry,
+            webhook_requests,
             function_invocations,
             function_duration,
             schema_violations,

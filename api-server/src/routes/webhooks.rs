@@ -18,6 +18,7 @@ use super::extract::{ApiJson, read_body};
 use crate::app::{AppState, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::meta::WebhookRow;
+use crate::metrics::WebhookLabels;
 use crate::webhooks::Webhook;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -211,9 +212,35 @@ async fn receive(
     body: Body,
 ) -> ApiResult<Json<Published>> {
     let w = find(&state, &name)?;
+    let outcome = accept(&state, &w, &headers, body).await;
+    // A refused delivery never becomes an event, so it has no trace: count it and log why.
+    let label = match &outcome {
+        Ok(_) => "accepted",
+        Err(e) => {
+            tracing::warn!(webhook = %w.name, code = e.code, reason = %e.message, "webhook delivery refused");
+            e.code
+        }
+    };
+    state
+        .metrics
+        .webhook_requests
+        .get_or_create(&WebhookLabels {
+            webhook: w.name.clone(),
+            outcome: label.to_owned(),
+        })
+        .inc();
+    outcome.map(Json)
+}
+
+async fn accept(
+    state: &AppState,
+    w: &Webhook,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Published> {
     let body = read_body(body, state.limits.max_event_bytes).await?;
     let now = now_ms();
-    w.verify(&headers, &body, now.div_euclid(1000))
+    w.verify(headers, &body, now.div_euclid(1000))
         .map_err(|why| {
             ApiError::new(
                 ErrorKind::Unauthenticated,
@@ -229,16 +256,16 @@ async fn receive(
         .get(&w.bus)
         .ok_or_else(|| ApiError::not_found("bus", &w.bus))?;
     let event = w
-        .event(&headers, &body, &format_ms(now), fresh_id)
+        .event(headers, &body, &format_ms(now), fresh_id)
         .map_err(|m| ApiError::bad_request("invalid_webhook_body", m))?;
     let json = serde_json::to_vec(&event).map_err(ApiError::internal)?;
     let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.limits)
         .map_err(|e| ApiError::bad_request("invalid_webhook_body", e.to_string()))?;
     let mut events = vec![parsed];
-    let span = crate::telemetry::start_publish(&state.telemetry, &w.bus, &headers, &mut events);
-    let published = append_events(&state, &bus, events, false).await;
+    let span = crate::telemetry::start_publish(&state.telemetry, &w.bus, headers, &mut events);
+    let published = append_events(state, &bus, events, false).await;
     crate::telemetry::end_publish(span, published.as_ref().err().map(|e| e.message.as_str()));
-    Ok(Json(published?))
+    published
 }
 
 /// A random event id for deliveries that bring none.
