@@ -101,6 +101,26 @@ async fn every_operator_finds_exactly_the_matching_events() {
         ("data.total = 50", expect(|e| total(e) == Some(50.0))),
         ("data.amount = 6.5", expect(|e| e["data"]["amount"] == 6.5)),
         (
+            "type = pay*",
+            expect(|e| e["type"].as_str().unwrap().starts_with("pay")),
+        ),
+        (
+            "data.items.sku = S1* OR source = /bill*",
+            expect(|e| e["data"]["items"][0]["sku"] == "S1" || e["source"] == "/billing"),
+        ),
+        (
+            "type > order.created",
+            expect(|e| e["type"].as_str().unwrap() > "order.created"),
+        ),
+        (
+            "data.customer.country < FR",
+            expect(|e| {
+                e["data"]["customer"]["country"]
+                    .as_str()
+                    .is_some_and(|c| c < "FR")
+            }),
+        ),
+        (
             "data.customer.tier = gold AND data.customer.country = DE",
             expect(|e| {
                 e["data"]["customer"]["tier"] == "gold" && e["data"]["customer"]["country"] == "DE"
@@ -186,8 +206,15 @@ async fn bad_queries_say_where() {
     let r = s
         .send(s.request(
             Method::GET,
-            &format!("/v1/buses/default/events?q={}", urlencode("type > abc")),
+            &format!(
+                "/v1/buses/default/events?q={}",
+                urlencode("data.paid > true")
+            ),
         ))
         .await;
-    assert_error(&r, 400, "unsupported_query");
+    let body = assert_error(&r, 400, "invalid_query");
+    assert_eq!(
+        body["error"]["message"],
+        "query: '>' compares numbers or strings, not true (at position 12)"
+    );
 }

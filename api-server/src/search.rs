@@ -31,12 +31,7 @@ fn translate(q: &Query) -> Result<Filter, String> {
     Ok(match q {
         Query::All => Filter::All,
         Query::Compare { field, op, value } => compare(field, *op, value)?,
-        Query::Prefix { field, prefix } => {
-            return Err(format!(
-                "prefix matches ({} = {prefix}*) are not supported by search yet",
-                field_name(field)
-            ));
-        }
+        Query::Prefix { field, prefix } => Filter::Prefix(field_ref(field)?, prefix.clone()),
         Query::In { field, values } => Filter::Or(
             values
                 .iter()

@@ -3,7 +3,10 @@
 use std::ops::Bound;
 
 use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, ExistsQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ExistsQuery, InvertedIndexRangeQuery, Occur, Query, RangeQuery,
+    TermQuery,
+};
 use tantivy::schema::IndexRecordOption;
 
 use super::doc::timestamp_ms;
@@ -43,6 +46,8 @@ pub enum Filter {
         upper: Bound<Scalar>,
     },
     Exists(FieldRef),
+    /// A string value of the field starts with this (case-sensitive, like equality).
+    Prefix(FieldRef, String),
     /// Every word of the text appears in `data`'s strings (case-insensitive).
     Text(String),
     And(Vec<Filter>),
@@ -94,19 +99,49 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
             if matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded)) {
                 return Ok(Box::new(ExistsQuery::new(column(field), true)));
             }
-            for b in [lower, upper] {
-                if let Bound::Included(Scalar::Str(_) | Scalar::Bool(_))
-                | Bound::Excluded(Scalar::Str(_) | Scalar::Bool(_)) = b
-                {
-                    return Err(IndexError::Unsupported(format!(
-                        "{}: ranges compare numbers and timestamps, not text",
-                        column(field)
-                    )));
+            let is = |b: &Bound<Scalar>, str_: bool| match b {
+                Bound::Included(v) | Bound::Excluded(v) => {
+                    if str_ {
+                        matches!(v, Scalar::Str(_))
+                    } else {
+                        matches!(v, Scalar::Bool(_))
+                    }
                 }
+                Bound::Unbounded => false,
+            };
+            if is(lower, false) || is(upper, false) {
+                return Err(IndexError::Unsupported(format!(
+                    "{}: true and false have no order",
+                    column(field)
+                )));
+            }
+            if is(lower, true) || is(upper, true) {
+                // Strings order by their bytes, through the term dictionary, within the
+                // strings of this one path.
+                let (lo, hi) = string_bounds(f, field)?;
+                let lower = match bound(lower)? {
+                    Bound::Unbounded => Bound::Included(lo),
+                    b => b,
+                };
+                let upper = match bound(upper)? {
+                    Bound::Unbounded => Bound::Excluded(hi),
+                    b => b,
+                };
+                return Ok(Box::new(InvertedIndexRangeQuery::new(lower, upper)));
             }
             Box::new(RangeQuery::new(bound(lower)?, bound(upper)?))
         }
         Filter::Exists(field) => Box::new(ExistsQuery::new(column(field), true)),
+        Filter::Prefix(field, prefix) => {
+            let lower = term(f, field, &Scalar::Str(prefix.clone()))?;
+            let mut upper = lower.clone();
+            // 0xFF never occurs in UTF-8: every string that extends the prefix sorts below.
+            upper.append_bytes(&[0xFF]);
+            Box::new(InvertedIndexRangeQuery::new(
+                Bound::Included(lower),
+                Bound::Excluded(upper),
+            ))
+        }
         Filter::Text(text) => {
             let words: Vec<Box<dyn Query>> = text
                 .split(|c: char| !c.is_alphanumeric())
@@ -178,6 +213,14 @@ fn term(f: &Fields, field: &FieldRef, value: &Scalar) -> Result<Term, IndexError
         FieldRef::Attr(name) => Ok(json_term(f.attrs, name, value)),
         FieldRef::Data(p) => Ok(json_term(f.data, p, value)),
     }
+}
+
+/// The smallest and (exclusive) largest term among one path's strings.
+fn string_bounds(f: &Fields, field: &FieldRef) -> Result<(Term, Term), IndexError> {
+    let lo = term(f, field, &Scalar::Str(String::new()))?;
+    let mut hi = lo.clone();
+    hi.append_bytes(&[0xFF]);
+    Ok((lo, hi))
 }
 
 fn json_term(field: tantivy::schema::Field, path: &str, value: &Scalar) -> Term {

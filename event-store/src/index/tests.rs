@@ -146,15 +146,48 @@ fn pages_and_deletes_and_resumes() {
     let again = EventIndex::open(dir.path()).unwrap();
     assert_eq!(again.indexed_upto(), 4);
     assert_eq!(hits(&again, Filter::All), [3, 2]);
-    let text_range = Filter::Range {
-        field: attr("type"),
-        lower: Bound::Included(s("a")),
+    let bool_range = Filter::Range {
+        field: data("paid"),
+        lower: Bound::Included(Scalar::Bool(false)),
         upper: Bound::Unbounded,
     };
     assert!(matches!(
-        again.search(&text_range, None, 10),
+        again.search(&bool_range, None, 10),
         Err(IndexError::Unsupported(_))
     ));
+}
+
+#[test]
+fn prefixes_and_string_ranges() {
+    let (_d, idx) = index();
+    let prefix = |field: FieldRef, p: &str| hits(&idx, Filter::Prefix(field, p.to_owned()));
+    assert_eq!(prefix(attr("type"), "order."), [1, 0]);
+    assert_eq!(prefix(attr("type"), "in"), [2]);
+    assert_eq!(prefix(attr("type"), ""), [3, 2, 1, 0]);
+    assert_eq!(prefix(attr("type"), "Order"), Vec::<u64>::new());
+    assert_eq!(prefix(data("customer.name"), "Grace"), [1]);
+    assert_eq!(prefix(data("items.sku"), "B"), [0]);
+    // A prefix stays within its path: "/shop" sources are not types.
+    assert_eq!(prefix(attr("source"), "/s"), [1, 0]);
+    let range = |lower: Bound<Scalar>, upper: Bound<Scalar>| {
+        hits(
+            &idx,
+            Filter::Range {
+                field: attr("type"),
+                lower,
+                upper,
+            },
+        )
+    };
+    assert_eq!(range(Bound::Included(s("j")), Bound::Unbounded), [3, 1, 0]);
+    assert_eq!(range(Bound::Unbounded, Bound::Excluded(s("order"))), [2]);
+    assert_eq!(
+        range(
+            Bound::Excluded(s("invoice.paid")),
+            Bound::Included(s("order.created"))
+        ),
+        [1, 0]
+    );
 }
 
 #[test]
