@@ -188,6 +188,23 @@ async fn search_pages_without_gaps_and_rebuilds_after_the_index_is_deleted() {
 }
 
 #[tokio::test]
+async fn a_number_finds_the_string_that_spells_it() {
+    let s = Server::start(Backend::Sqlite).await;
+    let events = vec![
+        json!({"specversion": "1.0", "id": "42", "source": "/s", "type": "t", "data": {"zip": "01234", "n": 42}}),
+        json!({"specversion": "1.0", "id": "43", "source": "/s", "type": "t", "data": {"zip": "1234", "n": "42.5"}}),
+    ];
+    assert_eq!(s.publish_batch("default", &events).await.status, 200);
+    wait_indexed(&s).await;
+    let set = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(ids(&s, "id = 42").await, set(&["42"]));
+    assert_eq!(ids(&s, "data.zip = 1234").await, set(&["43"]));
+    assert_eq!(ids(&s, "data.n = 42").await, set(&["42"]));
+    assert_eq!(ids(&s, "data.n = 42.5").await, set(&["43"]));
+    assert_eq!(ids(&s, "id != 42").await, set(&["43"]));
+}
+
+#[tokio::test]
 async fn bad_queries_say_where() {
     let s = Server::start(Backend::Sqlite).await;
     for (q, position) in [("type = ", 7), ("(type = a", 9), ("data.total >", 12)] {

@@ -76,9 +76,18 @@ fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String
         lower,
         upper,
     };
+    // A number also equals a string that spells it (`id = 42` finds `"id": "42"`), as in
+    // the reference evaluator.
+    let equal = match (&target, &scalar) {
+        (FieldRef::Attr(_) | FieldRef::Data(_), Scalar::Num(n)) => Filter::Or(vec![
+            Filter::Eq(target.clone(), scalar.clone()),
+            Filter::Eq(target.clone(), Scalar::Str(n.to_string())),
+        ]),
+        _ => Filter::Eq(target.clone(), scalar.clone()),
+    };
     Ok(match op {
-        CompareOp::Eq => Filter::Eq(target.clone(), scalar),
-        CompareOp::Ne => Filter::Not(Box::new(Filter::Eq(target.clone(), scalar))),
+        CompareOp::Eq => equal,
+        CompareOp::Ne => Filter::Not(Box::new(equal)),
         CompareOp::Gt => range(Bound::Excluded(scalar), Bound::Unbounded),
         CompareOp::Ge => range(Bound::Included(scalar), Bound::Unbounded),
         CompareOp::Lt => range(Bound::Unbounded, Bound::Excluded(scalar)),
