@@ -266,6 +266,31 @@ async fn a_refused_key_brings_back_the_login_form() {
 /// Loads `url` in headless Chromium and returns the DOM once the page has settled: virtual
 /// time runs only while no request is pending, so every API call the page makes is answered
 /// and rendered within the budget.
+#[tokio::test]
+async fn the_webhooks_page_gives_the_url_for_the_provider() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.call(
+        Method::PUT,
+        "/v1/webhooks/github",
+        Some(json!({"bus": "default", "source": "https://github.com/acme/shop",
+                    "type_from": "x-github-event", "verify": {"scheme": "github", "secret": "s3cret"}})),
+        201,
+    )
+    .await;
+    let dom = dump_dom(&format!("{}/#key={}&/webhooks", s.base, s.key)).await;
+    let url = format!(
+        r#"<code class="webhook-url">{}/v1/webhooks/github</code>"#,
+        s.base
+    );
+    assert!(dom.contains(&url), "{dom}");
+    assert!(dom.contains("<td>x-github-event</td>"), "{dom}");
+    assert!(dom.contains("<td>github</td>"), "{dom}");
+    assert!(
+        !dom.contains("s3cret"),
+        "the secret is never on the page: {dom}"
+    );
+}
+
 async fn dump_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new("chromium");

@@ -7,7 +7,7 @@ import { eventView, searchView, tailView } from './events.js';
 import { ruleEditor, rulesView } from './rules.js';
 import { deadLettersView } from './deliveries.js';
 import { analyticsView } from './analytics.js';
-import { functionView, functionsView, schemaView, schemasView } from './catalog.js';
+import { functionView, functionsView, schemaView, schemasView, webhooksView } from './catalog.js';
 
 const BUS = 'switchyard.bus';
 
@@ -26,6 +26,7 @@ const ROUTES = [
   { path: 'schemas/:source/:type', view: schemaView, section: 'schemas' },
   { path: 'functions', view: functionsView, section: 'functions' },
   { path: 'functions/:name', view: functionView, section: 'functions' },
+  { path: 'webhooks', view: webhooksView, section: 'webhooks' },
 ];
 
 const NAV = [
@@ -37,6 +38,7 @@ const NAV = [
   ['analytics', 'Analytics', true],
   ['schemas', 'Schemas', false],
   ['functions', 'Functions', false],
+  ['webhooks', 'Webhooks', false],
 ];
 
 const app = document.getElementById('app');

@@ -1,5 +1,5 @@
-// Schemas (discovered and declared, with their versions) and WebAssembly functions (with an
-// invoke box).
+// Schemas (discovered and declared, with their versions), WebAssembly functions (with an
+// invoke box) and inbound webhooks (with the URL to give the provider).
 
 import { get, post } from './api.js';
 import { h, link, notice, parseJson, pretty, table, time } from './dom.js';
@@ -121,5 +121,30 @@ export async function functionView(ctx) {
       h('dd', null, time(f.updated_at)),
     ),
     h('form', { class: 'editor', onsubmit: invoke }, h('label', null, 'Event (stdin of the function)', input), h('div', { class: 'bar' }, h('button', { type: 'submit' }, 'Invoke')), out),
+  );
+}
+
+export async function webhooksView(ctx) {
+  ctx.main.append(h('h1', null, 'Webhooks'));
+  const { webhooks } = await get(['webhooks']);
+  ctx.main.append(
+    webhooks.length
+      ? table(
+          ['name', 'bus', 'source', 'type from', 'signature', 'URL for the provider'],
+          webhooks.map((w) =>
+            h(
+              'tr',
+              null,
+              h('td', null, w.name),
+              h('td', null, link(['buses', w.bus, 'events'], w.bus)),
+              h('td', null, w.source),
+              h('td', null, w.type_from ?? `switchyard.webhook.${w.name}`),
+              h('td', null, w.verify ? w.verify.scheme : 'none: anyone with the URL can publish'),
+              h('td', null, h('code', { class: 'webhook-url' }, `${location.origin}${w.path}`)),
+            ),
+          ),
+          { class: 'list' },
+        )
+      : notice('No webhooks: PUT one at /v1/webhooks/{name} with its bus, source and signature scheme.'),
   );
 }
