@@ -291,6 +291,31 @@ async fn the_webhooks_page_gives_the_url_for_the_provider() {
     );
 }
 
+#[tokio::test]
+async fn the_keys_page_lists_keys_without_their_secrets() {
+    let s = Server::start(Backend::Sqlite).await;
+    let created = s
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "shop-producer", "role": "publisher"})),
+            201,
+        )
+        .await;
+    let dom = dump_dom(&format!("{}/#key={}&/keys", s.base, s.key)).await;
+    assert!(
+        dom.contains("<td>shop-producer</td><td>publisher</td>"),
+        "{dom}"
+    );
+    let prefix = format!("<code>{}…</code>", created["prefix"].as_str().unwrap());
+    assert!(dom.contains(&prefix), "{dom}");
+    assert!(!dom.contains(created["key"].as_str().unwrap()), "{dom}");
+    // A publisher key cannot see the page: the console says why.
+    let key = created["key"].as_str().unwrap();
+    let dom = dump_dom(&format!("{}/#key={key}&/keys", s.base)).await;
+    assert!(dom.contains("does not allow GET /v1/keys"), "{dom}");
+}
+
 async fn dump_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new("chromium");

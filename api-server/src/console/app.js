@@ -7,7 +7,7 @@ import { eventView, searchView, tailView } from './events.js';
 import { ruleEditor, rulesView } from './rules.js';
 import { deadLettersView } from './deliveries.js';
 import { analyticsView } from './analytics.js';
-import { functionView, functionsView, schemaView, schemasView, webhooksView } from './catalog.js';
+import { functionView, functionsView, keysView, schemaView, schemasView, webhooksView } from './catalog.js';
 
 const BUS = 'switchyard.bus';
 
@@ -27,6 +27,7 @@ const ROUTES = [
   { path: 'functions', view: functionsView, section: 'functions' },
   { path: 'functions/:name', view: functionView, section: 'functions' },
   { path: 'webhooks', view: webhooksView, section: 'webhooks' },
+  { path: 'keys', view: keysView, section: 'keys' },
 ];
 
 const NAV = [
@@ -39,6 +40,7 @@ const NAV = [
   ['schemas', 'Schemas', false],
   ['functions', 'Functions', false],
   ['webhooks', 'Webhooks', false],
+  ['keys', 'Keys', false],
 ];
 
 const app = document.getElementById('app');

@@ -1,7 +1,7 @@
 // Schemas (discovered and declared, with their versions), WebAssembly functions (with an
-// invoke box) and inbound webhooks (with the URL to give the provider).
+// invoke box), inbound webhooks (with the URL to give the provider) and API keys.
 
-import { get, post } from './api.js';
+import { del, get, post } from './api.js';
 import { h, link, notice, parseJson, pretty, table, time } from './dom.js';
 
 export async function schemasView(ctx) {
@@ -147,4 +147,73 @@ export async function webhooksView(ctx) {
         )
       : notice('No webhooks: PUT one at /v1/webhooks/{name} with its bus, source and signature scheme.'),
   );
+}
+
+export async function keysView(ctx) {
+  const out = h('div', { 'aria-live': 'polite' });
+  const list = h('div');
+  const name = h('input', { name: 'name', required: true, pattern: '[A-Za-z0-9._-]{1,64}', placeholder: 'shop-producer' });
+  const role = h(
+    'select',
+    { name: 'role' },
+    h('option', { value: 'publisher' }, 'publisher: publish only'),
+    h('option', { value: 'reader' }, 'reader: reads, searches, analytics'),
+    h('option', { value: 'admin' }, 'admin: everything'),
+  );
+  const load = () =>
+    ctx.act(async () => {
+      const { keys } = await get(['keys']);
+      list.replaceChildren(
+        keys.length
+          ? table(
+              ['name', 'role', 'starts with', 'created (UTC)', ''],
+              keys.map((k) =>
+                h(
+                  'tr',
+                  null,
+                  h('td', null, k.name),
+                  h('td', null, k.role),
+                  h('td', null, h('code', null, `${k.prefix}…`)),
+                  h('td', { class: 'time' }, time(k.created_at)),
+                  h(
+                    'td',
+                    null,
+                    h('button', {
+                      class: 'quiet',
+                      onclick: () => {
+                        if (!confirm(`Revoke the key ${k.name}? Requests with it are refused at once.`)) return;
+                        ctx.act(async () => {
+                          await del(['keys', k.name]);
+                          out.replaceChildren(notice(`Revoked ${k.name}.`, 'ok'));
+                          await load();
+                        }, out);
+                      },
+                    }, 'Revoke'),
+                  ),
+                ),
+              ),
+              { class: 'list' },
+            )
+          : notice('No keys besides the admin key.'),
+      );
+    }, list);
+  const create = (e) => {
+    e.preventDefault();
+    ctx.act(async () => {
+      const k = await post(['keys'], { name: name.value, role: role.value });
+      out.replaceChildren(
+        notice(`Created ${k.name} (${k.role}). Copy the key now: it is not shown again.`, 'ok'),
+        h('pre', { class: 'new-key' }, k.key),
+      );
+      name.value = '';
+      await load();
+    }, out);
+  };
+  ctx.main.append(
+    h('h1', null, 'API keys'),
+    h('form', { class: 'bar', onsubmit: create }, h('label', null, 'Name ', name), h('label', null, 'Role ', role), h('button', { type: 'submit' }, 'Create key')),
+    out,
+    list,
+  );
+  await load();
 }
