@@ -328,6 +328,21 @@ async fn rules_run_functions_as_transform_and_as_target() {
     let mut run = event("r1", json!({"n": 2}));
     run["type"] = json!("run.me");
     assert_eq!(s.publish("default", &run).await.status, 200);
+    // The function target's output is on the delivered step.
+    let trace = eventually(Duration::from_secs(10), || async {
+        let t = s
+            .call(Method::GET, "/v1/buses/default/events/r1/trace", None, 200)
+            .await;
+        t["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["stage"] == "delivered")
+            .cloned()
+    })
+    .await;
+    let echoed: Value = serde_json::from_str(trace["output"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed, run);
     assert_eq!(
         stages(&s, "r1", "delivered").await,
         [

@@ -217,6 +217,22 @@ pub fn output_value(stdout: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(stdout).into_owned()))
 }
 
+/// How much of a function target's stdout the trace keeps.
+const TRACE_OUTPUT_BYTES: usize = 1024;
+
+/// A function target's stdout for the trace: text, cut at a character boundary.
+fn trace_output(stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout);
+    if text.len() <= TRACE_OUTPUT_BYTES {
+        return text.into_owned();
+    }
+    let mut cut = TRACE_OUTPUT_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..cut], stdout.len())
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -284,7 +300,10 @@ impl switchyard_targets::Target for FunctionTarget {
             .await
             .map_err(|e| switchyard_targets::DeliveryError::retryable(e.to_string()))?;
         match run.result {
-            Ok(_) => Ok(switchyard_targets::Delivered { status: None }),
+            Ok(out) => Ok(switchyard_targets::Delivered {
+                status: None,
+                output: Some(trace_output(&out)),
+            }),
             Err(failure) => Err(switchyard_targets::DeliveryError::retryable(
                 RunError::Failed {
                     name: self.name.clone(),

@@ -87,9 +87,11 @@ impl DeliveryError {
 }
 
 /// A successful delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
     pub status: Option<u16>,
+    /// What the target answered that is worth showing on the trace (a function's output).
+    pub output: Option<String>,
 }
 
 #[async_trait]

@@ -126,6 +126,7 @@ function stepItem(step, start) {
       ]),
     ),
     step.error ? h('div', { class: 'step-error' }, step.error) : null,
+    step.output ? h('pre', { class: 'step-output' }, step.output) : null,
   );
 }
 

@@ -41,6 +41,9 @@ pub struct Entry {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the target answered, when it is worth showing (a function's stdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
     /// The replay this delivery belongs to, if any.
@@ -60,6 +63,7 @@ impl Entry {
             status: None,
             latency_ms: None,
             error: None,
+            output: None,
             retry_in_ms: None,
             replay: None,
         }

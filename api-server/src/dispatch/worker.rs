@@ -383,6 +383,7 @@ impl Worker {
                 let mut done = Entry::new(offset, Stage::Delivered);
                 done.attempt = Some(attempts);
                 done.status = delivered.status;
+                done.output = delivered.output;
                 self.journal(&event, done).await;
                 self.counters.delivered.inc();
                 if let Some(task) = self.window.remove(&offset) {
@@ -643,6 +644,9 @@ impl Target for BusTarget {
             obj.insert(HOPS.into(), Value::from(hops));
         }
         publish_json(&state, &self.bus, event).await?;
-        Ok(Delivered { status: None })
+        Ok(Delivered {
+            status: None,
+            output: None,
+        })
     }
 }

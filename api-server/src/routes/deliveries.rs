@@ -49,6 +49,9 @@ pub struct Step<'a> {
     latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// On `delivered` by a function target: the start of its stdout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_in_ms: Option<u64>,
     /// Set on deliveries made by a replay.
@@ -68,6 +71,7 @@ impl<'a> Step<'a> {
             status: None,
             latency_ms: None,
             error: None,
+            output: None,
             retry_in_ms: None,
             replay: None,
         }
@@ -90,6 +94,7 @@ impl<'a> Step<'a> {
             status: e.status,
             latency_ms: e.latency_ms,
             error: e.error.as_deref(),
+            output: e.output.as_deref(),
             retry_in_ms: e.retry_in_ms,
             replay: e.replay.as_deref(),
             ..Step::at(e.at_ms, stage)

@@ -186,6 +186,7 @@ impl Target for HttpTarget {
         if resp.status().is_success() {
             return Ok(Delivered {
                 status: Some(status),
+                output: None,
             });
         }
         let retry_after = resp

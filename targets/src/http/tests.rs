@@ -72,7 +72,10 @@ async fn structured_mode_sends_the_event_as_published() {
     );
     assert_eq!(
         t.deliver(delivery(&event, None)).await,
-        Ok(Delivered { status: Some(200) })
+        Ok(Delivered {
+            status: Some(200),
+            output: None
+        })
     );
     let seen = seen.lock().unwrap();
     let (headers, body) = &seen[0];

@@ -121,7 +121,10 @@ impl Target for AmqpTarget {
             .await
             .map_err(failed)?;
         match confirm {
-            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(Delivered { status: None }),
+            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(Delivered {
+                status: None,
+                output: None,
+            }),
             Confirmation::Nack(_) => Err(DeliveryError::retryable(
                 "the broker did not accept the message (nack)",
             )),

@@ -176,7 +176,10 @@ impl Target for MqttTarget {
             }
         }
         match tokio::time::timeout(Duration::from_secs(10), rx).await {
-            Ok(Ok(Ok(()))) => Ok(Delivered { status: None }),
+            Ok(Ok(Ok(()))) => Ok(Delivered {
+                status: None,
+                output: None,
+            }),
             Ok(Ok(Err(e))) => Err(DeliveryError::retryable(e)),
             Ok(Err(_)) => Err(DeliveryError::retryable("mqtt connection closed")),
             Err(_) => Err(DeliveryError::retryable(

@@ -117,6 +117,9 @@ impl Target for NatsTarget {
                 .await
                 .map_err(|e| DeliveryError::retryable(format!("nats flush: {e}")))?;
         }
-        Ok(Delivered { status: None })
+        Ok(Delivered {
+            status: None,
+            output: None,
+        })
     }
 }

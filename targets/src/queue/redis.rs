@@ -90,6 +90,9 @@ impl Target for RedisTarget {
             .query_async(&mut conn)
             .await
             .map_err(|e| DeliveryError::retryable(format!("redis XADD: {e}")))?;
-        Ok(Delivered { status: None })
+        Ok(Delivered {
+            status: None,
+            output: None,
+        })
     }
 }
