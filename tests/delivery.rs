@@ -22,26 +22,16 @@ fn http_rule(url: &str, extra: Value) -> Value {
 
 /// The timeline's (stage, status) pairs, once `done` stage is present.
 async fn timeline(s: &Server, id: &str, done: &str) -> Vec<(String, Option<u64>)> {
-    let path = format!("/v1/buses/default/events/{id}/trace");
-    eventually(Duration::from_secs(10), || async {
-        let t = s.call(Method::GET, &path, None, 200).await;
-        let steps: Vec<(String, Option<u64>)> = t["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|st| {
-                (
-                    st["stage"].as_str().unwrap().to_owned(),
-                    st["status"].as_u64(),
-                )
-            })
-            .collect();
-        steps
-            .iter()
-            .any(|(stage, _)| stage == done)
-            .then_some(steps)
-    })
-    .await
+    s.timeline_until(id, done)
+        .await
+        .iter()
+        .map(|st| {
+            (
+                st["stage"].as_str().unwrap().to_owned(),
+                st["status"].as_u64(),
+            )
+        })
+        .collect()
 }
 
 fn st(stage: &str, status: Option<u64>) -> (String, Option<u64>) {
@@ -76,10 +66,7 @@ async fn fails_twice_then_succeeds_with_three_attempts_in_the_trace() {
             st("delivered", Some(200)),
         ]
     );
-    let metrics = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let metrics = s.metrics().await;
     let line = "switchyard_deliveries_total{bus=\"default\",rule=\"r\",target=\"hook\",outcome=\"failed\"} 2\n";
     assert!(metrics.contains(line), "{metrics}");
     assert!(
@@ -388,10 +375,7 @@ async fn a_slow_target_does_not_delay_the_others() {
         slow.received().len()
     );
     assert!(started.elapsed() < Duration::from_secs(15));
-    let metrics = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let metrics = s.metrics().await;
     let backlog = metrics
         .lines()
         .find(|l| l.starts_with("switchyard_backlog_events{bus=\"default\",rule=\"slow\""))

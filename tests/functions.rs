@@ -218,10 +218,7 @@ async fn invoke_reports_every_way_a_run_can_fail() {
         "linear memory would grow from 1114112 to 2162688 bytes, over the limit of 2 MiB"
     );
     // Every run is counted by outcome.
-    let metrics = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let metrics = s.metrics().await;
     for line in [
         "switchyard_function_invocations_total{function=\"slow\",outcome=\"timeout\"} 2\n",
         "switchyard_function_invocations_total{function=\"crash\",outcome=\"trap\"} 1\n",
@@ -263,23 +260,16 @@ async fn transforms_test_runs_functions() {
 
 /// The (stage, error) pairs of an event's trace once `done` is in it.
 async fn stages(s: &Server, id: &str, done: &str) -> Vec<(String, Option<String>)> {
-    let path = format!("/v1/buses/default/events/{id}/trace");
-    eventually(Duration::from_secs(10), || async {
-        let t = s.call(Method::GET, &path, None, 200).await;
-        let steps: Vec<(String, Option<String>)> = t["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|st| {
-                (
-                    st["stage"].as_str().unwrap().to_owned(),
-                    st["error"].as_str().map(str::to_owned),
-                )
-            })
-            .collect();
-        steps.iter().any(|(s, _)| s == done).then_some(steps)
-    })
-    .await
+    s.timeline_until(id, done)
+        .await
+        .iter()
+        .map(|st| {
+            (
+                st["stage"].as_str().unwrap().to_owned(),
+                st["error"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
 }
 
 fn step(stage: &str) -> (String, Option<String>) {
@@ -329,18 +319,8 @@ async fn rules_run_functions_as_transform_and_as_target() {
     run["type"] = json!("run.me");
     assert_eq!(s.publish("default", &run).await.status, 200);
     // The function target's output is on the delivered step.
-    let trace = eventually(Duration::from_secs(10), || async {
-        let t = s
-            .call(Method::GET, "/v1/buses/default/events/r1/trace", None, 200)
-            .await;
-        t["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|st| st["stage"] == "delivered")
-            .cloned()
-    })
-    .await;
+    let steps = s.timeline_until("r1", "delivered").await;
+    let trace = steps.iter().find(|st| st["stage"] == "delivered").unwrap();
     let echoed: Value = serde_json::from_str(trace["output"].as_str().unwrap()).unwrap();
     assert_eq!(echoed, run);
     assert_eq!(

@@ -107,10 +107,7 @@ async fn metrics_count_ingested_events() {
         ],
     )
     .await;
-    let text = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let text = s.metrics().await;
     assert!(
         text.contains("switchyard_events_ingested_total{bus=\"default\"} 2\n"),
         "{text}"

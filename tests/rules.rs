@@ -238,10 +238,7 @@ async fn events_record_the_rules_they_matched_at_publish_time() {
     .await;
     s.publish("default", &order("after-disable", 999.0)).await;
     assert_eq!(matched("after-disable").await, json!(["any-order"]));
-    let text = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let text = s.metrics().await;
     assert!(
         text.contains("switchyard_rule_matches_total{bus=\"default\",rule=\"big\"} 1\n"),
         "{text}"
@@ -255,12 +252,21 @@ async fn events_record_the_rules_they_matched_at_publish_time() {
 /// The 155 AWS-checked conformance cases, through the HTTP API of the real binary.
 #[tokio::test]
 async fn pattern_test_endpoint_passes_the_conformance_corpus() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/conformance/event-patterns.jsonl"
-    );
-    let corpus = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("conformance corpus at {path}: {e}"));
+    // As in rules/tests/conformance.rs: `SWITCHYARD_CONFORMANCE`, else ../shared beside
+    // the repository.
+    let path = std::env::var("SWITCHYARD_CONFORMANCE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/conformance/event-patterns.jsonl"
+            )
+            .to_owned()
+        });
+    let corpus = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("conformance corpus at {path}: {e}; set SWITCHYARD_CONFORMANCE")
+    });
     let s = Server::start(Backend::Sqlite).await;
     let mut misses = Vec::new();
     let mut count = 0;

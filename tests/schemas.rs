@@ -183,10 +183,7 @@ async fn warn_accepts_and_puts_violations_on_the_trace() {
             .starts_with("/data/total: "),
         "{trace}"
     );
-    let metrics = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(
             "switchyard_schema_violations_total{bus=\"default\",type=\"order.created\"} 1\n"

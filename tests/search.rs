@@ -37,10 +37,7 @@ fn expect(pred: impl Fn(&Value) -> bool) -> BTreeSet<String> {
 
 pub async fn wait_indexed(s: &Server) {
     eventually(Duration::from_secs(10), || async {
-        let m = s
-            .send(s.client.get(format!("{}/metrics", s.base)))
-            .await
-            .text();
+        let m = s.metrics().await;
         m.contains("switchyard_index_lag_events{bus=\"default\"} 0\n")
             .then_some(())
     })

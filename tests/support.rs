@@ -277,6 +277,24 @@ impl Server {
         }
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.send(self.client.get(format!("{}/metrics", self.base)))
+            .await
+            .text()
+    }
+
+    /// An event's trace timeline (on the default bus) once it has reached stage `done`.
+    pub async fn timeline_until(&self, id: &str, done: &str) -> Vec<Value> {
+        let path = format!("/v1/buses/default/events/{id}/trace");
+        crate::receiver::eventually(Duration::from_secs(10), || async {
+            let t = self.call(Method::GET, &path, None, 200).await;
+            let steps = t["timeline"].as_array().cloned().unwrap_or_default();
+            steps.iter().any(|st| st["stage"] == done).then_some(steps)
+        })
+        .await
+    }
+
     /// Creates a rule on a bus (expects 201).
     pub async fn put_rule(&self, bus: &str, rule: &str, body: Value) -> Value {
         self.call(

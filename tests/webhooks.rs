@@ -148,10 +148,7 @@ async fn github_webhooks(backend: Backend) {
         "the github signature does not verify: missing x-hub-signature-256 header"
     );
     assert_eq!(stored_events(&s).await, 1);
-    let metrics = s
-        .send(s.client.get(format!("{}/metrics", s.base)))
-        .await
-        .text();
+    let metrics = s.metrics().await;
     for line in [
         "switchyard_webhook_requests_total{webhook=\"gh\",outcome=\"accepted\"} 2\n",
         "switchyard_webhook_requests_total{webhook=\"gh\",outcome=\"invalid_signature\"} 2\n",

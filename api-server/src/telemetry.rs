@@ -145,24 +145,31 @@ pub fn end_publish(span: Option<Span>, error: Option<&str>) {
     end_attempt(span, None, error);
 }
 
-/// A delivery attempt's span: ended with the outcome when dropped into [`end_attempt`].
+/// What a delivery attempt's span is about.
+pub struct AttemptNames {
+    pub bus: String,
+    pub rule: String,
+    pub target: String,
+    pub event: String,
+}
+
+/// A delivery attempt's span, child of the event's trace context; ended by [`end_attempt`].
 pub fn start_attempt(
     telemetry: &Telemetry,
     event_traceparent: Option<&str>,
-    attrs: [(&'static str, String); 4],
+    names: AttemptNames,
     attempt: u32,
 ) -> Option<Span> {
-    let [(_, bus), (_, rule), (_, target), (_, event_id)] = &attrs;
     let mut span = telemetry.span(
-        format!("deliver {rule}/{target}"),
+        format!("deliver {}/{}", names.rule, names.target),
         SpanKind::Producer,
         event_traceparent,
     )?;
     span.set_attributes([
-        KeyValue::new("switchyard.bus", bus.clone()),
-        KeyValue::new("switchyard.rule", rule.clone()),
-        KeyValue::new("switchyard.target", target.clone()),
-        KeyValue::new("cloudevents.event_id", event_id.clone()),
+        KeyValue::new("switchyard.bus", names.bus),
+        KeyValue::new("switchyard.rule", names.rule),
+        KeyValue::new("switchyard.target", names.target),
+        KeyValue::new("cloudevents.event_id", names.event),
         KeyValue::new("switchyard.attempt", i64::from(attempt)),
     ]);
     Some(span)

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use switchyard_rules::Matcher;
 
 fn corpus_path() -> PathBuf {
-    match std::env::var_os("SWITCHYARD_CONFORMANCE") {
+    match std::env::var_os("SWITCHYARD_CONFORMANCE").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),

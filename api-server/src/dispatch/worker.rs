@@ -287,16 +287,21 @@ impl Worker {
                 .filter(|_| payload.is_none())
                 .map(|name| (name.to_owned(), self.state.functions.clone()));
             let state = self.state.clone();
-            let names = [
-                ("bus", self.dispatch.bus.clone()),
-                ("rule", self.sub.spec.rule.clone()),
-                ("target", self.sub.spec.target_id.clone()),
-                ("event", event.record.id.clone()),
-            ];
+            // Only built when spans are exported: this is the delivery hot path.
+            let names = state
+                .telemetry
+                .exporting()
+                .then(|| telemetry::AttemptNames {
+                    bus: self.dispatch.bus.clone(),
+                    rule: self.sub.spec.rule.clone(),
+                    target: self.sub.spec.target_id.clone(),
+                    event: event.record.id.clone(),
+                });
             self.inflight.spawn(async move {
                 let started = Instant::now();
                 let event_tp = event.value.get("traceparent").and_then(Value::as_str);
-                let span = telemetry::start_attempt(&state.telemetry, event_tp, names, attempt);
+                let span = names
+                    .and_then(|n| telemetry::start_attempt(&state.telemetry, event_tp, n, attempt));
                 let traceparent = span
                     .as_ref()
                     .map(telemetry::traceparent_of)
