@@ -43,8 +43,13 @@ pub fn now_ms() -> i64 {
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
+    // The data dir holds secrets (webhook and signing secrets, target credentials, key
+    // hashes): everything this process creates is for its own user only.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    make_private(&config.data_dir)
+        .with_context(|| format!("restricting the data dir {}", config.data_dir.display()))?;
     let admin_key = match config.auth {
         AuthMode::Enabled => Some(crate::auth::load_or_create_admin_key(&config.data_dir)?),
         AuthMode::Disabled => None,
@@ -56,9 +61,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         i64::try_from(config.dedup_window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
         config.segment_bytes,
     );
-    let buses = Buses::open(&meta, config.data_dir.join("buses"), log_options, now_ms())
-        .await
-        .context("opening the bus logs")?;
+    let buses = Buses::open(
+        &meta,
+        config.data_dir.join("buses"),
+        log_options,
+        now_ms(),
+        routes::rules::validate_stored,
+    )
+    .await
+    .context("opening the bus logs")?;
     let limits = Limits {
         max_event_bytes: config.max_event_bytes,
         max_batch_events: config.max_batch_events,
@@ -70,12 +81,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let address_policy = config.address_policy();
     let http_client =
         switchyard_targets::http::client(address_policy.clone()).map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new();
     let schemas = Arc::new(
-        crate::schemas::Schemas::load(&meta)
+        crate::schemas::Schemas::load(&meta, metrics.schema_subjects_refused.clone())
             .await
             .context("loading schemas")?,
     );
-    let metrics = Metrics::new();
     let functions = Arc::new(
         crate::functions::Functions::load(&meta, &metrics)
             .await
@@ -116,10 +127,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let sigterm = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let sigint = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     println!("switchyard listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal(sigterm, sigint))
-        .await
-        .context("serving HTTP")?;
+    let limits = crate::serve::ConnLimits {
+        max_connections: state.config.max_connections,
+        header_timeout: Duration::from_secs(state.config.header_timeout_seconds),
+    };
+    crate::serve::run(listener, app, limits, shutdown_signal(sigterm, sigint)).await;
     tracing::info!("draining done; closing logs");
     retention.abort();
     state.buses.close_all(&state).await;
@@ -130,6 +142,23 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "flushing traces stopped");
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Restricts a data dir written before the umask was set (or by hand): directories 0700,
+/// files 0600. Symbolic links are left alone.
+fn make_private(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            make_private(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use switchyard_core::ErrorKind;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::keys::Role;
 
 /// Reads the admin key from `<data-dir>/admin.key`, generating it (mode 0600) on first
 /// start. The key is never printed.
@@ -46,13 +47,25 @@ pub fn load_or_create_admin_key(data_dir: &Path) -> anyhow::Result<String> {
     Ok(key)
 }
 
+/// The role of the key a request came with, for handlers that show less to some roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller(pub Role);
+
+impl Caller {
+    /// Whether the caller may see secrets (target headers, signing secrets, passwords).
+    pub fn sees_secrets(caller: Option<&Caller>) -> bool {
+        caller.is_some_and(|c| c.0 == Role::Admin)
+    }
+}
+
 /// Middleware: lets a request through only with the right bearer key.
 pub async fn require_key(
     State(state): State<Arc<AppState>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let Some(expected) = state.admin_key.as_deref() else {
+        req.extensions_mut().insert(Caller(Role::Admin));
         return Ok(next.run(req).await);
     };
     // A webhook delivery's credential is its signature, checked by the route.
@@ -63,8 +76,7 @@ pub async fn require_key(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(key) = presented else {
         return Err(ApiError::new(
             ErrorKind::Unauthenticated,
@@ -73,6 +85,7 @@ pub async fn require_key(
         ));
     };
     if constant_time_eq(key.as_bytes(), expected.as_bytes()) {
+        req.extensions_mut().insert(Caller(Role::Admin));
         return Ok(next.run(req).await);
     }
     let Some(stored) = state.keys.find(key) else {
@@ -83,6 +96,7 @@ pub async fn require_key(
         ));
     };
     if stored.role.allows(req.method(), req.uri().path()) {
+        req.extensions_mut().insert(Caller(stored.role));
         Ok(next.run(req).await)
     } else {
         Err(ApiError::new(
@@ -99,7 +113,30 @@ pub async fn require_key(
     }
 }
 
+/// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110
+/// §11.1), and any run of spaces may separate it from the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Compares without an early exit, so timing does not reveal a matching prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer k1", "bearer k1", "BEARER   k1 ", "  bEaReR k1"] {
+            assert_eq!(bearer_token(header), Some("k1"), "{header:?}");
+        }
+        for header in ["Basic k1", "Bearer", "Bearer   ", "Bearerk1", "k1"] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
+    }
 }

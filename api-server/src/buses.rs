@@ -11,7 +11,7 @@ use switchyard_event_store::{
 
 use crate::dispatch::{BusDispatch, Journal};
 use crate::indexer::{Indexer, as_delivery, as_published};
-use crate::meta::{BusSettings, MetaStore, SchemaValidation};
+use crate::meta::{BusSettings, MetaStore, SchemaValidation, StoredRule};
 use crate::ruleset::RuleSet;
 
 pub const DEFAULT_BUS: &str = "default";
@@ -46,11 +46,14 @@ pub struct Buses {
 
 impl Buses {
     /// Opens the log of every bus the metadata store knows, creating `default` if needed.
+    /// `validate` checks a stored rule against this version's limits: one that fails is
+    /// loaded inactive with the reason, never run (it may predate a limit).
     pub async fn open(
         meta: &MetaStore,
         root: PathBuf,
         options: SegmentedOptions,
         now_ms: i64,
+        validate: impl Fn(&StoredRule) -> Result<(), String>,
     ) -> anyhow::Result<Buses> {
         let mut settings = meta.list_buses().await?;
         if !settings.iter().any(|b| b.name == DEFAULT_BUS) {
@@ -76,9 +79,17 @@ impl Buses {
                 tracing::warn!(bus = %rule.bus, rule = %rule.name, "rule of an unknown bus ignored");
                 continue;
             };
-            let name = rule.name.clone();
-            if let Err(e) = bus.rules_mut().put(rule) {
-                tracing::error!(bus = %bus.settings.name, rule = %name, error = %e, "stored rule no longer compiles; it is inactive");
+            let mut rules = bus.rules_mut();
+            let problem = match validate(&rule) {
+                Err(reason) => Some(reason),
+                Ok(()) => rules
+                    .put(rule.clone())
+                    .err()
+                    .map(|e| format!("pattern: {e}")),
+            };
+            if let Some(reason) = problem {
+                tracing::error!(bus = %bus.settings.name, rule = %rule.name, reason = %reason, "stored rule breaks this version's limits; it is inactive until replaced");
+                rules.put_inactive(rule, reason);
             }
         }
         Ok(buses)

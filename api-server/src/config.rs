@@ -77,6 +77,20 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHYARD_SCHEMA_DISCOVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub schema_discovery: bool,
 
+    /// Most client connections held open at once; one more is answered 503 and closed.
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// opens or its previous response was sent: also how long an idle keep-alive
+    /// connection is kept.
+    #[arg(long, env = "SWITCHYARD_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+
+    /// Seconds a client has to send a request's whole body; slower is answered 408.
+    #[arg(long, env = "SWITCHYARD_BODY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub body_timeout_seconds: u64,
+
     /// How often retention runs, in seconds.
     #[arg(
         long,
@@ -110,6 +124,15 @@ impl ServeConfig {
         for cidr in &self.target_allow_cidr {
             cidr.parse::<switchyard_targets::Cidr>()
                 .map_err(|e| format!("--target-allow-cidr: {e}"))?;
+        }
+        if self.max_connections == 0
+            || self.header_timeout_seconds == 0
+            || self.body_timeout_seconds == 0
+        {
+            return Err(
+                "--max-connections, --header-timeout-seconds and --body-timeout-seconds must be greater than zero"
+                    .to_owned(),
+            );
         }
         if self.max_event_bytes == 0 || self.max_batch_events == 0 || self.max_batch_bytes == 0 {
             return Err("size limits must be greater than zero".to_owned());

@@ -60,6 +60,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TimedOut => StatusCode::REQUEST_TIMEOUT,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -90,6 +91,40 @@ impl IntoResponse for ApiError {
             details: self.details.as_ref(),
         };
         (status(self.kind), axum::Json(Envelope { error: body })).into_response()
+    }
+}
+
+/// The JSON error body for `code` and `message`, for errors made outside a handler.
+pub fn error_body(code: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&Envelope {
+        error: ErrorBody {
+            code,
+            message,
+            details: None,
+        },
+    })
+    .unwrap_or_default()
+}
+
+/// The error code for a status that something other than our handlers chose (axum's
+/// extractors, the router, the HTTP parser).
+pub fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        429 => "rate_limited",
+        431 => "headers_too_large",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "error",
     }
 }
 

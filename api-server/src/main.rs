@@ -13,10 +13,12 @@ mod keys;
 mod meta;
 mod metrics;
 mod named;
+mod redact;
 mod routes;
 mod ruleset;
 mod schemas;
 mod search;
+mod serve;
 mod telemetry;
 mod webhooks;
 
@@ -24,6 +26,8 @@ use clap::Parser as _;
 
 fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
+    // Fault injection for tests (`FAILPOINTS=delivery-attempt=1*panic`); inert when unset.
+    let _faults = fail::FailScenario::setup();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG_LEVEL")

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub function_invocations: Family<FunctionLabels, Counter>,
     pub function_duration: Histogram,
     pub webhook_requests: Family<WebhookLabels, Counter>,
+    /// New (source, type) pairs schema discovery turned away at its cap.
+    pub schema_subjects_refused: Counter,
 }
 
 impl Metrics {
@@ -157,8 +159,15 @@ impl Metrics {
             "Deliveries received on webhooks: accepted, or refused by error code",
             webhook_requests.clone(),
         );
+        let schema_subjects_refused = Counter::default();
+        registry.register(
+            "switchyard_schema_subjects_refused",
+            "Sightings of a new (source, type) that schema discovery did not track: it tracks at most 10000",
+            schema_subjects_refused.clone(),
+        );
         Metrics {
             registry,
+            schema_subjects_refused,
             webhook_requests,
             function_invocations,
             function_duration,

@@ -12,6 +12,9 @@ use crate::meta::StoredRule;
 pub struct RuleSet {
     matcher: Matcher,
     rules: BTreeMap<String, StoredRule>,
+    /// Stored rules this version cannot run (written by an older one, before a limit
+    /// existed), with why: they match nothing and deliver nothing until replaced.
+    inactive: BTreeMap<String, String>,
 }
 
 impl RuleSet {
@@ -21,12 +24,33 @@ impl RuleSet {
         if rule.enabled {
             self.matcher.add_rule(&rule.name, &rule.pattern)?;
         }
+        self.inactive.remove(&rule.name);
         self.rules.insert(rule.name.clone(), rule);
         Ok(())
     }
 
+    /// Keeps a stored rule that cannot run, visible with its reason, matching nothing.
+    pub fn put_inactive(&mut self, rule: StoredRule, reason: String) {
+        self.matcher.remove_rule(&rule.name);
+        self.inactive.insert(rule.name.clone(), reason);
+        self.rules.insert(rule.name.clone(), rule);
+    }
+
+    /// Why a stored rule is not running, if it is one that cannot.
+    pub fn inactive_reason(&self, name: &str) -> Option<&str> {
+        self.inactive.get(name).map(String::as_str)
+    }
+
+    /// Enabled and able to run: the rules whose targets get deliveries.
+    pub fn active(&self) -> impl Iterator<Item = &StoredRule> {
+        self.rules
+            .values()
+            .filter(|r| r.enabled && !self.inactive.contains_key(&r.name))
+    }
+
     pub fn remove(&mut self, name: &str) -> bool {
         self.matcher.remove_rule(name);
+        self.inactive.remove(name);
         self.rules.remove(name).is_some()
     }
 

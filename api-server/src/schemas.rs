@@ -66,8 +66,14 @@ impl Subject {
 
 type Key = (String, String);
 
+/// Most (source, type) pairs discovery tracks: past it, events of new pairs are still
+/// accepted but their schemas are not inferred (and `switchyard_schema_subjects_refused`
+/// counts them). Declared schemas are not capped.
+pub const MAX_DISCOVERED_SUBJECTS: usize = 10_000;
+
 pub struct Schemas {
     subjects: Mutex<BTreeMap<Key, Subject>>,
+    refused: prometheus_client::metrics::counter::Counter,
     tx: mpsc::Sender<Sighting>,
     rx: Mutex<Option<mpsc::Receiver<Sighting>>>,
 }
@@ -85,7 +91,10 @@ pub struct Summary {
 
 impl Schemas {
     /// Loads what the metadata store holds.
-    pub async fn load(meta: &MetaStore) -> Result<Schemas, sqlx::Error> {
+    pub async fn load(
+        meta: &MetaStore,
+        refused: prometheus_client::metrics::counter::Counter,
+    ) -> Result<Schemas, sqlx::Error> {
         let mut subjects: BTreeMap<Key, Subject> = BTreeMap::new();
         for s in meta.schema_subjects().await? {
             let mut subject = Subject::new(s.first_seen_ms);
@@ -121,6 +130,7 @@ impl Schemas {
         }
         let (tx, rx) = mpsc::channel(4096);
         Ok(Schemas {
+            refused,
             subjects: Mutex::new(subjects),
             tx,
             rx: Mutex::new(Some(rx)),
@@ -144,14 +154,28 @@ impl Schemas {
         for s in sightings {
             if let Err(mpsc::error::TrySendError::Full(s)) = self.tx.try_send(s) {
                 let mut subjects = self.lock();
-                let subject = subjects
-                    .entry((s.source, s.ty))
-                    .or_insert_with(|| Subject::new(s.at_ms));
+                let Some(subject) = self.tracked(&mut subjects, (s.source, s.ty), s.at_ms) else {
+                    continue;
+                };
                 subject.events += s.count;
                 subject.unsaved += s.count;
                 subject.last_seen_ms = s.at_ms;
             }
         }
+    }
+
+    /// The subject of a sighting, made when there is room for one more.
+    fn tracked<'a>(
+        &self,
+        subjects: &'a mut BTreeMap<Key, Subject>,
+        key: Key,
+        at_ms: i64,
+    ) -> Option<&'a mut Subject> {
+        if !subjects.contains_key(&key) && subjects.len() >= MAX_DISCOVERED_SUBJECTS {
+            self.refused.inc();
+            return None;
+        }
+        Some(subjects.entry(key).or_insert_with(|| Subject::new(at_ms)))
     }
 
     pub fn list(&self) -> Vec<Summary> {
@@ -261,9 +285,10 @@ impl Schemas {
             .filter_map(|mut e| e.remove("data"))
             .collect();
         let mut subjects = self.lock();
-        let subject = subjects
-            .entry((s.source.clone(), s.ty.clone()))
-            .or_insert_with(|| Subject::new(s.at_ms));
+        let Some(subject) = self.tracked(&mut subjects, (s.source.clone(), s.ty.clone()), s.at_ms)
+        else {
+            return Vec::new();
+        };
         subject.events += s.count;
         subject.unsaved += s.count;
         subject.last_seen_ms = subject.last_seen_ms.max(s.at_ms);

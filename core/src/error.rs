@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Conflict,
     /// The request or one of its parts is over a size limit.
     TooLarge,
+    /// The client took too long to send the request.
+    TimedOut,
     /// The media type is not one we accept.
     UnsupportedMediaType,
     /// Well-formed input that breaks a rule (bad pattern, schema violation).

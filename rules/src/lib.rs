@@ -60,4 +60,7 @@ pub use pattern::{
     AnythingBut, Bound, Condition, Conjunction, IpRange, Literal, MAX_OR_COMBINATIONS,
     MAX_WILDCARD_COMPLEXITY, NumericRange, Pattern, ValueMatcher, Wildcard, WildcardToken,
 };
-pub use transform::Transform;
+pub use transform::{
+    MAX_PATH_LEN, MAX_PATH_NESTING, MAX_TEMPLATE_COST, MAX_TEMPLATE_LEN, MAX_TEMPLATE_NESTING,
+    MAX_TEMPLATE_OUTPUT, MAX_TEMPLATE_VARS, Transform,
+};

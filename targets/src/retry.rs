@@ -27,6 +27,12 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Longest backoff a policy may set: a day.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(86_400);
+/// Longest a delivery may be retried: 30 days. Every retry is scheduled within it, so no
+/// `Retry-After`, however large, schedules past it.
+pub const MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
+
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -66,6 +72,18 @@ impl RetryPolicy {
         }
         if policy.initial_backoff.is_zero() || policy.max_backoff < policy.initial_backoff {
             return Err("retry: initial_backoff_ms must be > 0 and <= max_backoff_ms".to_owned());
+        }
+        if policy.max_backoff > MAX_BACKOFF {
+            return Err(format!(
+                "retry.max_backoff_ms must be at most {}",
+                MAX_BACKOFF.as_millis()
+            ));
+        }
+        if policy.max_age.is_zero() || policy.max_age > MAX_AGE {
+            return Err(format!(
+                "retry.max_age_seconds must be 1 to {}",
+                MAX_AGE.as_secs()
+            ));
         }
         Ok(policy)
     }
@@ -184,5 +202,27 @@ mod tests {
             RetryPolicy::from_json(None).unwrap(),
             RetryPolicy::default()
         );
+        let err = |v: serde_json::Value| RetryPolicy::from_json(Some(&v)).unwrap_err();
+        assert_eq!(
+            err(serde_json::json!({"max_age_seconds": u64::MAX})),
+            "retry.max_age_seconds must be 1 to 2592000"
+        );
+        assert_eq!(
+            err(serde_json::json!({"max_backoff_ms": 86_400_001u64})),
+            "retry.max_backoff_ms must be at most 86400000"
+        );
+    }
+
+    #[test]
+    fn a_huge_retry_after_gives_up_instead_of_overflowing() {
+        let e = DeliveryError::retryable("503").with_retry_after(Duration::from_secs(u64::MAX));
+        let p = RetryPolicy {
+            max_age: MAX_AGE,
+            ..RetryPolicy::default()
+        };
+        assert!(matches!(
+            p.decide(1, Duration::from_secs(u64::MAX), &e, 0.5),
+            Decision::GiveUp(_)
+        ));
     }
 }

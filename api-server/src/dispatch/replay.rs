@@ -42,6 +42,9 @@ pub struct Progress {
     pub error: Option<String>,
 }
 
+/// Finished replays remembered per bus; running ones are always kept.
+pub const KEPT_REPLAYS: usize = 100;
+
 #[derive(Default)]
 pub struct Replays {
     all: Mutex<BTreeMap<String, Progress>>,
@@ -58,6 +61,23 @@ impl Replays {
 
     pub fn list(&self) -> Vec<Progress> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Records a new replay, forgetting the oldest finished ones past [`KEPT_REPLAYS`].
+    fn insert(&self, progress: Progress) {
+        let mut all = self.lock();
+        all.insert(progress.id.clone(), progress);
+        while all.len() > KEPT_REPLAYS {
+            let oldest_finished = all
+                .values()
+                .filter(|p| p.status != Status::Running)
+                .min_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)))
+                .map(|p| p.id.clone());
+            match oldest_finished {
+                Some(id) => all.remove(&id),
+                None => break,
+            };
+        }
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut Progress)) {
@@ -89,7 +109,7 @@ pub fn start(
         finished_at: None,
         error: None,
     };
-    dispatch.replays.lock().insert(id.clone(), progress.clone());
+    dispatch.replays.insert(progress.clone());
     tokio::spawn(async move {
         let result = run(&dispatch, &rules, &id, from_ms, to_ms, rule.as_deref()).await;
         dispatch.replays.update(&id, |p| {

@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 
 use tokio::time::{Duration, Instant};
 
+/// Tokio's timer waits at most about two years.
+const FURTHEST: Duration = Duration::from_secs(365 * 86_400);
+
 #[derive(Debug, Default)]
 pub struct RetryQueue {
     due: BTreeSet<(Instant, u64)>,
@@ -12,8 +15,12 @@ pub struct RetryQueue {
 
 impl RetryQueue {
     /// Schedules the delivery of the event at `offset` to be tried again `after` from now.
+    /// The policy keeps `after` within its maximum age; past what the clock can hold, the
+    /// retry is due at the furthest instant tokio's timer can wait for.
     pub fn schedule(&mut self, offset: u64, after: Duration) {
-        self.due.insert((Instant::now() + after, offset));
+        let now = Instant::now();
+        let at = now.checked_add(after.min(FURTHEST)).unwrap_or(now);
+        self.due.insert((at, offset));
     }
 
     /// When the next retry is due.
@@ -93,6 +100,21 @@ mod tests {
         assert_eq!(
             after(policy.decide(9, Duration::ZERO, &unavailable, 1.0)),
             Duration::from_secs(8)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delay_past_what_the_clock_holds_is_clamped_not_a_panic() {
+        let mut q = RetryQueue::default();
+        q.schedule(7, Duration::from_secs(u64::MAX));
+        q.schedule(8, Duration::from_secs(1));
+        let first = q.next_due().unwrap();
+        assert_eq!(first.duration_since(Instant::now()), Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(q.take_due(), vec![8]);
+        assert_eq!(
+            q.next_due().unwrap().duration_since(Instant::now()),
+            FURTHEST - Duration::from_secs(1)
         );
     }
 }

@@ -43,14 +43,20 @@ impl SubSpec {
     }
 }
 
-/// Builds the subscriptions of every enabled rule.
+/// Builds the subscriptions of every enabled rule that can run.
 pub fn specs(state: &AppState, rules: &RuleSet) -> Result<Vec<SubSpec>, String> {
     let mut out = Vec::new();
-    for rule in rules.list().filter(|r| r.enabled) {
-        let targets: Vec<Value> = serde_json::from_str(&rule.targets)
-            .map_err(|e| format!("rule {}: targets: {e}", rule.name))?;
-        for t in targets {
-            out.push(spec(state, &rule.name, &t).map_err(|e| format!("rule {}: {e}", rule.name))?);
+    for rule in rules.active() {
+        // Rules are checked when stored and when loaded, so this does not fail; if it
+        // did, one rule's problem must not stop every other rule's deliveries.
+        let built: Result<Vec<SubSpec>, String> = serde_json::from_str::<Vec<Value>>(&rule.targets)
+            .map_err(|e| format!("targets: {e}"))
+            .and_then(|targets| targets.iter().map(|t| spec(state, &rule.name, t)).collect());
+        match built {
+            Ok(specs) => out.extend(specs),
+            Err(e) => {
+                tracing::error!(rule = %rule.name, error = %e, "rule cannot be delivered; skipped")
+            }
         }
     }
     Ok(out)

@@ -2,11 +2,14 @@
 //! target's policy, and resolved as delivered or dead-lettered; every step journaled.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures_util::FutureExt as _;
 use serde_json::Value;
+use switchyard_rules::Transform;
 use switchyard_targets::{Decision, Delivered, Delivery, DeliveryError, Target};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -93,7 +96,8 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
                 }
             }
             Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
-            Some((event, why)) = resends.recv(), if w.window.len() < WINDOW => w.admit(event, Some(why)).await,
+            // Resends wait in the channel while the deferred ones are many: bounded both.
+            Some((event, why)) = resends.recv(), if w.window.len() < WINDOW && w.deferred.len() < WINDOW => w.admit(event, Some(why)).await,
             _ = sleep_until_tokio(next_retry), if next_retry.is_some() => w.fire_retries(),
             _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
             _ = std::future::ready(()), if catching_up => w.catch_up().await,
@@ -188,7 +192,7 @@ impl Worker {
             // Functions run with each attempt, since their failures are retried.
             Some(t) if t.function_name().is_some() => None,
             None => None,
-            Some(t) => match t.apply(&event.value) {
+            Some(t) => match apply_guarded(t, &event.value) {
                 Ok(p) => {
                     self.journal(&event, Entry::new(offset, Stage::Transformed))
                         .await;
@@ -297,7 +301,7 @@ impl Worker {
                     target: self.sub.spec.target_id.clone(),
                     event: event.record.id.clone(),
                 });
-            self.inflight.spawn(async move {
+            let attempt = async move {
                 let started = Instant::now();
                 let event_tp = event.value.get("traceparent").and_then(Value::as_str);
                 let span = names
@@ -307,6 +311,7 @@ impl Worker {
                     .map(telemetry::traceparent_of)
                     .or_else(|| event_tp.map(str::to_owned));
                 let attempt_once = async {
+                    fail::fail_point!("delivery-attempt");
                     let (payload, transformed) = match function {
                         None => (payload, false),
                         Some((name, functions)) => {
@@ -331,7 +336,14 @@ impl Worker {
                         .await;
                     (result, payload.filter(|_| transformed))
                 };
-                let (result, transformed) = attempt_once.await;
+                // A panic anywhere in the attempt is a failed attempt like any other: it is
+                // retried or dead-lettered under the policy, and the window slot and the
+                // partition key are released when it resolves.
+                let (result, transformed) =
+                    match AssertUnwindSafe(attempt_once).catch_unwind().await {
+                        Ok(done) => done,
+                        Err(panic) => (Err(internal_error(panic.as_ref())), None),
+                    };
                 match &result {
                     Ok(d) => telemetry::end_attempt(span, d.status, None),
                     Err(e) => telemetry::end_attempt(span, e.status, Some(&e.message)),
@@ -341,6 +353,18 @@ impl Worker {
                     result,
                     latency: started.elapsed(),
                     transformed,
+                }
+            };
+            self.inflight.spawn(async move {
+                // Outside the attempt (telemetry, timing) too: the offset must come back.
+                match AssertUnwindSafe(attempt).catch_unwind().await {
+                    Ok(outcome) => outcome,
+                    Err(panic) => Outcome {
+                        offset,
+                        result: Err(internal_error(panic.as_ref())),
+                        latency: Duration::ZERO,
+                        transformed: None,
+                    },
                 }
             });
         }
@@ -560,6 +584,28 @@ impl Worker {
             .record(&event.record.source, &event.record.id, entry)
             .await;
     }
+}
+
+/// A panic, as the failed attempt it becomes: reason `internal`, retryable.
+fn internal_error(panic: &(dyn std::any::Any + Send)) -> DeliveryError {
+    DeliveryError::retryable(format!("internal: {}", panic_message(panic)))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_owned())
+}
+
+/// Applies a transform; a panic in it is the transform's failure, not the worker's.
+fn apply_guarded(t: &Transform, event: &Value) -> Result<Value, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        fail::fail_point!("transform-apply", |_| Err("injected".to_owned()));
+        t.apply(event).map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|panic| Err(format!("internal: {}", panic_message(panic.as_ref()))))
 }
 
 /// The event as sent to a dead-letter bus: the original plus why it was given up on.

@@ -234,6 +234,9 @@ pub struct RedriveOut {
     no_target: Vec<String>,
 }
 
+/// Dead letters read at once by a redrive of all of them.
+const REDRIVE_PAGE: i64 = 256;
+
 /// Hands dead letters back to their targets.
 #[utoipa::path(post, path = "/v1/buses/{bus}/dead-letters/redrive", tag = "deliveries", request_body = RedriveIn,
     params(("bus" = String, Path)),
@@ -252,11 +255,22 @@ async fn redrive(
         ));
     }
     let mut not_found = Vec::new();
-    let letters = if body.all {
-        state
-            .meta
-            .list_dead_letters(&bus.settings.name, i64::MAX, i64::MAX)
-            .await?
+    let mut total = 0;
+    let mut no_target: Vec<String> = Vec::new();
+    if body.all {
+        // Page by page, oldest id last: memory stays at one page however many there
+        // are. Letters written while this runs (ids above the first page) are not taken.
+        let mut before = i64::MAX;
+        loop {
+            let page = state
+                .meta
+                .list_dead_letters(&bus.settings.name, before, REDRIVE_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = last.id;
+            total += page.len();
+            no_target.extend(bus.dispatch.redrive(page).await.iter().map(i64::to_string));
+        }
     } else {
         let mut ids = Vec::new();
         for id in &body.ids {
@@ -274,16 +288,9 @@ async fn redrive(
                 .filter(|i| !found.iter().any(|d| d.id == **i))
                 .map(i64::to_string),
         );
-        found
-    };
-    let total = letters.len();
-    let no_target: Vec<String> = bus
-        .dispatch
-        .redrive(letters)
-        .await
-        .iter()
-        .map(i64::to_string)
-        .collect();
+        total = found.len();
+        no_target.extend(bus.dispatch.redrive(found).await.iter().map(i64::to_string));
+    }
     Ok(axum::Json(RedriveOut {
         redriven: total - no_target.len(),
         not_found,

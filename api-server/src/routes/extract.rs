@@ -12,20 +12,35 @@ use crate::error::ApiError;
 /// Request bodies of the management API are small; this bounds what one may hold.
 const MAX_JSON_BODY: usize = 1 << 20;
 
-/// Reads a body up to `limit` bytes; larger is a 413.
+/// Reads a body up to `limit` bytes; larger is a 413, answered before reading when the
+/// declared length already says so. A body past its deadline is a 408.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::TooLarge,
+            "too_large",
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+    };
+    if hyper::body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large());
+    }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::new(
-                ErrorKind::TooLarge,
-                "too_large",
-                format!("the request body is over the limit of {limit} bytes"),
-            )
-        } else {
-            ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            if let Some(timed_out) = s.downcast_ref::<crate::serve::BodyTimedOut>() {
+                return ApiError::new(
+                    ErrorKind::TimedOut,
+                    "request_timeout",
+                    timed_out.to_string(),
+                );
+            }
+            source = s.source();
         }
+        ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
     })
 }
 

@@ -67,7 +67,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            crate::serve::BodyBounds {
+                timeout: std::time::Duration::from_secs(state.config.body_timeout_seconds),
+                max_body: state
+                    .config
+                    .max_batch_bytes
+                    .max(crate::functions::MAX_MODULE_BYTES),
+            },
+            crate::serve::body_deadline,
+        ))
+        .layer(axum::middleware::from_fn(crate::serve::json_errors))
 }
 
 async fn not_found() -> ApiError {

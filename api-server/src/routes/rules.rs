@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use super::buses::{find_bus, parse_name};
 use super::extract::ApiJson;
 use crate::app::{AppState, now_ms};
+use crate::auth::Caller;
 use crate::buses::Bus;
 use crate::error::{ApiError, ApiResult};
 use crate::meta::StoredRule;
@@ -103,7 +104,12 @@ pub struct RuleOut {
     bus: String,
     name: String,
     description: Option<String>,
+    /// False while paused, and while inactive (see `inactive_reason`).
     enabled: bool,
+    /// Set when the stored rule breaks a limit of this version (it was saved by an older
+    /// one): it matches nothing until it is replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inactive_reason: Option<String>,
     #[schema(value_type = Object)]
     pattern: Value,
     targets: Vec<TargetIn>,
@@ -116,12 +122,41 @@ pub struct RuleList {
     rules: Vec<RuleOut>,
 }
 
-fn rule_out(r: &StoredRule) -> RuleOut {
+/// A rule as a key that may not see secrets sees it: header values, signing secrets and
+/// URL passwords masked.
+fn redacted(mut rule: RuleOut) -> RuleOut {
+    for t in &mut rule.targets {
+        for settings in [
+            &mut t.http,
+            &mut t.nats,
+            &mut t.amqp,
+            &mut t.redis,
+            &mut t.mqtt,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::redact::target_settings(settings);
+        }
+    }
+    rule
+}
+
+fn rule_out_for(caller: Option<&Caller>, r: &StoredRule, inactive: Option<&str>) -> RuleOut {
+    if Caller::sees_secrets(caller) {
+        rule_out(r, inactive)
+    } else {
+        redacted(rule_out(r, inactive))
+    }
+}
+
+fn rule_out(r: &StoredRule, inactive: Option<&str>) -> RuleOut {
     RuleOut {
         bus: r.bus.clone(),
         name: r.name.clone(),
         description: r.description.clone(),
-        enabled: r.enabled,
+        enabled: r.enabled && inactive.is_none(),
+        inactive_reason: inactive.map(str::to_owned),
         // Both were validated JSON when stored.
         pattern: serde_json::from_str(&r.pattern).unwrap_or(Value::Null),
         targets: serde_json::from_str(&r.targets).unwrap_or_default(),
@@ -228,6 +263,16 @@ fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks a stored rule as `PUT` would: `Err` says what this version refuses in it.
+pub fn validate_stored(rule: &StoredRule) -> Result<(), String> {
+    let pattern: Value =
+        serde_json::from_str(&rule.pattern).map_err(|e| format!("pattern: {e}"))?;
+    check_pattern(&pattern).map_err(|e| e.message)?;
+    let targets: Vec<TargetIn> =
+        serde_json::from_str(&rule.targets).map_err(|e| format!("targets: {e}"))?;
+    check_targets(&targets).map_err(|e| e.message)
+}
+
 fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
     bus.rules()
         .get(name)
@@ -240,10 +285,16 @@ fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
     responses((status = 200, body = RuleList), (status = 404)))]
 async fn list_rules(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Path(bus): Path<String>,
 ) -> ApiResult<Json<RuleList>> {
     let bus = find_bus(&state, &bus)?;
-    let rules = bus.rules().list().map(rule_out).collect();
+    let caller = caller.map(|c| c.0);
+    let set = bus.rules();
+    let rules = set
+        .list()
+        .map(|r| rule_out_for(caller.as_ref(), r, set.inactive_reason(&r.name)))
+        .collect();
     Ok(Json(RuleList { rules }))
 }
 
@@ -281,7 +332,7 @@ async fn put_rule(
         .meta
         .delete_cursors(&bus.settings.name, name.as_str(), &target_ids)
         .await?;
-    let out = rule_out(&stored);
+    let out = rule_out(&stored, None);
     bus.rules_mut().put(stored).map_err(ApiError::internal)?;
     resync(&state, &bus).await?;
     let status = if created {
@@ -297,10 +348,18 @@ async fn put_rule(
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn get_rule(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Path((bus, rule)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleOut>> {
     let bus = find_bus(&state, &bus)?;
-    Ok(Json(rule_out(&find_rule(&bus, &rule)?)))
+    let caller = caller.map(|c| c.0);
+    let stored = find_rule(&bus, &rule)?;
+    let inactive = bus.rules().inactive_reason(&rule).map(str::to_owned);
+    Ok(Json(rule_out_for(
+        caller.as_ref(),
+        &stored,
+        inactive.as_deref(),
+    )))
 }
 
 #[utoipa::path(delete, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
@@ -330,11 +389,21 @@ async fn set_enabled(
 ) -> ApiResult<Json<RuleOut>> {
     let bus = find_bus(state, bus)?;
     let mut stored = find_rule(&bus, rule)?;
+    let inactive = bus.rules().inactive_reason(rule).map(str::to_owned);
+    if enabled && let Some(reason) = &inactive {
+        return Err(unprocessable(
+            "invalid_rule",
+            format!("rule {rule:?} cannot run until it is replaced: {reason}"),
+        ));
+    }
     stored.enabled = enabled;
     stored.updated_at_ms = now_ms();
     state.meta.put_rule(&stored, stored.updated_at_ms).await?;
-    let out = rule_out(&stored);
-    bus.rules_mut().put(stored).map_err(ApiError::internal)?;
+    let out = rule_out(&stored, inactive.as_deref());
+    match inactive {
+        Some(reason) => bus.rules_mut().put_inactive(stored, reason),
+        None => bus.rules_mut().put(stored).map_err(ApiError::internal)?,
+    }
     resync(state, &bus).await?;
     Ok(Json(out))
 }

@@ -193,10 +193,12 @@ impl Target for HttpTarget {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = resp.text().await.unwrap_or_default();
-        let snippet: String = text.chars().take(200).collect();
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        let body = read_capped(resp, MAX_ERROR_BODY).await;
+        let snippet: String = String::from_utf8_lossy(&body)
+            .chars()
+            .take(ERROR_SNIPPET_CHARS)
+            .collect();
         let message = if snippet.is_empty() {
             format!("HTTP {status}")
         } else {
@@ -213,6 +215,39 @@ impl Target for HttpTarget {
             None => err,
         })
     }
+}
+
+/// Most bytes of a failed response's body read; the rest is never read (the connection
+/// is dropped), so an endless body costs nothing.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+/// How much of that body the error (and so the trace and the dead letter) keeps.
+pub const ERROR_SNIPPET_CHARS: usize = 1024;
+
+/// Reads at most `cap` bytes of the body; a body that fails or times out midway yields
+/// what arrived before.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(cap - out.len());
+                out.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past
+/// means now.
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn classify_send_error(e: &reqwest::Error, timeout: Duration) -> DeliveryError {

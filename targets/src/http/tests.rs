@@ -236,3 +236,65 @@ fn bad_configs_name_the_field() {
     );
     assert!(err(json!({"url": "http://x", "headers": {"bad name": "v"}})).contains("header name"));
 }
+
+/// A target answering 500 with a body that never ends: the error is read up to the cap and
+/// the connection dropped, so memory stays flat however long the target keeps talking.
+#[tokio::test]
+async fn endless_error_bodies_are_read_up_to_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = conn.read(&mut buf).await.unwrap();
+        conn.write_all(b"HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = format!("{:x}\r\n{}\r\n", 8192, "e".repeat(8192));
+        let mut sent: u64 = 0;
+        // Bounded: 1 GiB at most, far beyond anything a capped reader takes.
+        while sent < 1 << 30 {
+            if conn.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 8192;
+        }
+        sent
+    });
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    let t = target(json!({"url": format!("http://{addr}/hook")}), loopback());
+    let err = t.deliver(delivery(&event, None)).await.unwrap_err();
+    assert_eq!(err.status, Some(500));
+    assert!(err.is_retryable());
+    assert_eq!(
+        err.message,
+        format!("HTTP 500: {}", "e".repeat(ERROR_SNIPPET_CHARS))
+    );
+    drop(t);
+    let sent = server.await.unwrap();
+    // What the server pushed before the reader hung up: the cap plus socket buffers.
+    assert!(
+        sent < 64 << 20,
+        "the server sent {sent} bytes before the reader hung up"
+    );
+}
+
+#[test]
+fn retry_after_reads_seconds_and_http_dates() {
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 GMT
+    assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(parse_retry_after("soon", now), None);
+    assert_eq!(
+        parse_retry_after("18446744073709551615", now),
+        Some(Duration::from_secs(u64::MAX))
+    );
+}

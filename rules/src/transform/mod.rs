@@ -2,48 +2,23 @@
 //!
 //! A transform is parsed and checked once, when the rule is stored (JSONPaths parsed,
 //! templates compiled), so applying it to an event can only fail for reasons the event
-//! brings, and never panics.
+//! brings, and never panics. Parsing also bounds what applying may cost (see [`path`] and
+//! [`template`]): no stored rule can overflow the stack or run unbounded.
 
-use handlebars::Handlebars;
-use jsonpath_rust::parser::model::JpQuery;
+mod path;
+mod template;
+
 use serde_json::{Map, Value};
 
+pub use path::{MAX_PATH_LEN, MAX_PATH_NESTING};
+pub use template::{
+    MAX_TEMPLATE_COST, MAX_TEMPLATE_LEN, MAX_TEMPLATE_NESTING, MAX_TEMPLATE_OUTPUT,
+    MAX_TEMPLATE_VARS,
+};
+
+use self::path::Path;
+use self::template::Template;
 use crate::error::TransformError;
-
-/// A compiled JSONPath with its source text.
-#[derive(Debug, Clone)]
-struct Path {
-    text: String,
-    query: JpQuery,
-}
-
-impl Path {
-    fn parse(text: &str, field: &str) -> Result<Path, TransformError> {
-        let query = jsonpath_rust::parser::parse_json_path(text).map_err(|e| {
-            TransformError::InvalidConfig {
-                field: field.to_owned(),
-                message: format!("invalid JSONPath {text:?}: {e}"),
-            }
-        })?;
-        Ok(Path {
-            text: text.to_owned(),
-            query,
-        })
-    }
-
-    /// The selected value: the value itself when the path selects one, `null` when it
-    /// selects nothing, an array when it selects several.
-    fn select(&self, event: &Value) -> Value {
-        match jsonpath_rust::query::js_path_process(&self.query, event) {
-            Ok(found) => match found.as_slice() {
-                [] => Value::Null,
-                [one] => one.val.clone(),
-                many => Value::Array(many.iter().map(|r| r.val.clone()).collect()),
-            },
-            Err(_) => Value::Null,
-        }
-    }
-}
 
 #[derive(Debug)]
 enum Kind {
@@ -52,7 +27,7 @@ enum Kind {
     Constant(Value),
     Template {
         vars: Vec<(String, Path)>,
-        registry: Box<Handlebars<'static>>,
+        template: Template,
     },
     Function(String),
 }
@@ -62,8 +37,6 @@ enum Kind {
 pub struct Transform {
     kind: Kind,
 }
-
-const TEMPLATE: &str = "template";
 
 fn invalid(field: &str, message: impl Into<String>) -> TransformError {
     TransformError::InvalidConfig {
@@ -78,13 +51,6 @@ fn string_field<'a>(map: &'a Map<String, Value>, key: &str) -> Result<&'a str, T
         Some(other) => Err(invalid(key, format!("must be a string, got {other}"))),
         None => Err(invalid(key, "is required")),
     }
-}
-
-/// Escapes text for the inside of a JSON string literal, so `"{\"text\": \"{{who}}\"}"`
-/// stays valid JSON whatever `who` holds. `{{{who}}}` inserts the raw text instead.
-fn json_escape(text: &str) -> String {
-    let quoted = Value::String(text.to_owned()).to_string();
-    quoted[1..quoted.len() - 1].to_owned()
 }
 
 /// A variable's value as text for the template: strings as themselves, everything else
@@ -183,15 +149,9 @@ impl Transform {
                 ));
             }
         };
-        let mut registry = Handlebars::new();
-        registry.register_escape_fn(json_escape);
-        registry
-            .register_template_string(TEMPLATE, template)
-            .map_err(|e| invalid("template", format!("invalid Handlebars template: {e}")))?;
-        Ok(Kind::Template {
-            vars,
-            registry: Box::new(registry),
-        })
+        let template =
+            Template::compile(template, vars.len()).map_err(|e| invalid("template", e))?;
+        Ok(Kind::Template { vars, template })
     }
 
     /// The function a `function` transform needs, if this is one.
@@ -210,7 +170,7 @@ impl Transform {
             Kind::Complete => Ok(event.clone()),
             Kind::JsonPath(path) => Ok(path.select(event)),
             Kind::Constant(value) => Ok(value.clone()),
-            Kind::Template { vars, registry } => {
+            Kind::Template { vars, template } => {
                 let data: Map<String, Value> = vars
                     .iter()
                     .map(|(name, path)| {
@@ -220,9 +180,7 @@ impl Transform {
                         )
                     })
                     .collect();
-                let text = registry
-                    .render(TEMPLATE, &data)
-                    .map_err(|e| TransformError::Render(e.to_string()))?;
+                let text = template.render(&data).map_err(TransformError::Render)?;
                 Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
             }
             Kind::Function(name) => Err(TransformError::NeedsFunction(name.clone())),

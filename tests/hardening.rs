@@ -1,0 +1,564 @@
+//! Hostile input through the binary: templates that would overflow the stack, stored rules
+//! that break today's limits, panics inside a delivery attempt, endless error bodies,
+//! slow and excess connections, errors made below the router, secrets and file modes.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::receiver::{Answer, Receiver};
+use crate::support::{Backend, Server, assert_error, event};
+
+const LOOPBACK: &[&str] = &["--target-allow-cidr", "127.0.0.0/8"];
+
+fn recursive_partial() -> &'static str {
+    r#"{{#*inline "p"}}x{{> p}}{{/inline}}{{> p}}"#
+}
+
+fn nested_ifs(n: usize) -> String {
+    format!("{}x{}", "{{#if 1}}".repeat(n), "{{/if}}".repeat(n))
+}
+
+/// Each of these aborted the whole process (stack overflow) from a reader key's request.
+#[tokio::test]
+async fn templates_that_would_overflow_the_stack_are_refused() {
+    let s = Server::start(Backend::Sqlite).await;
+    let refusals = [
+        (
+            recursive_partial().to_owned(),
+            "transform: template: uses a partial or decorator ({{> …}}, {{#> …}}, {{#*inline …}}), which transform templates do not support",
+        ),
+        (
+            r#"{{#*inline "a"}}{{> b}}{{/inline}}{{#*inline "b"}}{{> a}}{{/inline}}{{> a}}"#
+                .to_owned(),
+            "transform: template: uses a partial or decorator ({{> …}}, {{#> …}}, {{#*inline …}}), which transform templates do not support",
+        ),
+        (
+            nested_ifs(1500),
+            "transform: template: is longer than 16384 bytes",
+        ),
+        (
+            nested_ifs(1000),
+            "transform: template: nests blocks, subexpressions or literals deeper than 32",
+        ),
+    ];
+    for (template, message) in refusals {
+        let transform = json!({"kind": "template", "template": template});
+        let reply = s
+            .send(
+                s.request(Method::POST, "/v1/transforms/test")
+                    .json(&json!({"transform": transform, "event": {"a": 1}})),
+            )
+            .await;
+        let body = assert_error(&reply, 422, "invalid_transform");
+        assert_eq!(body["error"]["message"], message);
+        let rule = json!({"pattern": {"type": ["t"]}, "targets": [
+            {"id": "t1", "kind": "http", "http": {"url": "https://example.com/hook"}, "transform": transform}
+        ]});
+        let reply = s
+            .send(
+                s.request(Method::PUT, "/v1/buses/default/rules/r")
+                    .json(&rule),
+            )
+            .await;
+        let body = assert_error(&reply, 422, "invalid_target");
+        assert_eq!(body["error"]["message"], format!("targets[0]: {message}"));
+    }
+    let path = json!({"kind": "jsonpath", "path": format!("$.a{}", "[?(@.b".repeat(20))});
+    let reply = s
+        .send(
+            s.request(Method::POST, "/v1/transforms/test")
+                .json(&json!({"transform": path, "event": {"a": 1}})),
+        )
+        .await;
+    let body = assert_error(&reply, 422, "invalid_transform");
+    assert_eq!(
+        body["error"]["message"],
+        "transform: path: JSONPath has a filter inside a filter, which is not supported"
+    );
+    s.call(Method::GET, "/v1/buses", None, 200).await;
+}
+
+/// A rule an older version stored with a template this one refuses: the server starts,
+/// keeps delivering everything else, shows the rule inactive with the reason, and lets it
+/// be deleted. Before, one matching event aborted the process on every restart.
+#[tokio::test]
+async fn a_stored_rule_that_breaks_the_limits_loads_inactive() {
+    let receiver = Receiver::start(vec![]).await;
+    let mut s = Server::start_with(Backend::Sqlite, LOOPBACK).await;
+    let target = |template: &str| {
+        json!([{"id": "t1", "kind": "http", "http": {"url": receiver.url},
+                "transform": {"kind": "template", "template": template}}])
+    };
+    s.put_rule(
+        "default",
+        "bad",
+        json!({"pattern": {"type": ["test.event"]}, "targets": target("ok")}),
+    )
+    .await;
+    s.put_rule(
+        "default",
+        "good",
+        json!({"pattern": {"type": ["test.event"]}, "targets": target("{\"fine\": true}")}),
+    )
+    .await;
+    assert_eq!(s.stop().await, Some(0));
+    // What an older version could have stored.
+    {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", s.data_dir().join("meta.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE rules SET targets = $1 WHERE name = 'bad'")
+            .bind(target(recursive_partial()).to_string())
+            .execute(&mut db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
+    s.start_again().await;
+    let rule = s
+        .call(Method::GET, "/v1/buses/default/rules/bad", None, 200)
+        .await;
+    assert_eq!(rule["enabled"], false);
+    assert_eq!(
+        rule["inactive_reason"],
+        "targets[0]: transform: template: uses a partial or decorator ({{> …}}, {{#> …}}, {{#*inline …}}), which transform templates do not support"
+    );
+    assert_eq!(
+        s.publish("default", &event("e1", json!({}))).await.status,
+        200
+    );
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json(), json!({"fine": true}));
+    let trace = s
+        .call(Method::GET, "/v1/buses/default/events/e1", None, 200)
+        .await;
+    assert_eq!(trace["matched_rules"], json!(["good"]));
+    let reply = s
+        .send(s.request(Method::POST, "/v1/buses/default/rules/bad/enable"))
+        .await;
+    assert_error(&reply, 422, "invalid_rule");
+    s.call(Method::DELETE, "/v1/buses/default/rules/bad", None, 204)
+        .await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+/// A panic inside an attempt is a failed attempt with reason `internal`: retried under
+/// the target's policy, its partition key released so the next event of the key follows.
+#[tokio::test]
+async fn a_panicking_attempt_fails_and_is_retried() {
+    let receiver = Receiver::start(vec![]).await;
+    let s = Server::start_with_env(
+        Backend::Sqlite,
+        // The IPv4-mapped form of the allow entry used to panic every IPv4 attempt.
+        &["--target-allow-cidr", "::ffff:127.0.0.1/128"],
+        &[("FAILPOINTS", "delivery-attempt=1*panic(injected fault)")],
+    )
+    .await;
+    s.put_rule(
+        "default",
+        "r",
+        json!({"pattern": {"type": ["test.event"]}, "targets": [
+            {"id": "t1", "kind": "http", "http": {"url": receiver.url}, "ordering": "partition",
+             "retry": {"initial_backoff_ms": 50, "max_backoff_ms": 100}}
+        ]}),
+    )
+    .await;
+    for id in ["p1", "p2"] {
+        let mut e = event(id, json!({"n": id}));
+        e["partitionkey"] = json!("k");
+        assert_eq!(s.publish("default", &e).await.status, 200);
+    }
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let order: Vec<Value> = got.iter().map(|r| r.json()["id"].clone()).collect();
+    assert_eq!(order, vec![json!("p1"), json!("p2")]);
+    let steps = s.timeline_until("p1", "delivered").await;
+    let attempts: Vec<(Value, Value)> = steps
+        .iter()
+        .filter(|st| st["stage"] == "attempt")
+        .map(|st| (st["attempt"].clone(), st["error"].clone()))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            (json!(1), json!("internal: injected fault")),
+            (json!(2), Value::Null)
+        ]
+    );
+    assert!(steps.iter().any(|st| st["stage"] == "retry_scheduled"));
+}
+
+/// A target that answers 500 with a body that never ends: the attempt fails with the
+/// start of the body and the server reads no more than its cap.
+#[tokio::test]
+async fn endless_error_bodies_are_cut_off() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let streamer = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = conn.read(&mut buf).await.unwrap();
+        conn.write_all(b"HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = format!("{:x}\r\n{}\r\n", 8192, "e".repeat(8192));
+        let mut sent: u64 = 0;
+        while sent < 1 << 30 {
+            if conn.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 8192;
+        }
+        sent
+    });
+    let s = Server::start_with(Backend::Sqlite, LOOPBACK).await;
+    s.put_rule(
+        "default",
+        "r",
+        json!({"pattern": {"type": ["test.event"]}, "targets": [
+            {"id": "t1", "kind": "http", "http": {"url": format!("http://{addr}/hook")},
+             "retry": {"max_attempts": 1}}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        s.publish("default", &event("e1", json!({}))).await.status,
+        200
+    );
+    let steps = s.timeline_until("e1", "dead_lettered").await;
+    let attempt = steps.iter().find(|st| st["stage"] == "attempt").unwrap();
+    assert_eq!(attempt["status"], 500);
+    assert_eq!(attempt["error"], format!("HTTP 500: {}", "e".repeat(1024)));
+    let sent = streamer.await.unwrap();
+    assert!(
+        sent < 64 << 20,
+        "the target pushed {sent} bytes before the server hung up"
+    );
+}
+
+/// `Retry-After` beyond the delivery's maximum age gives up with the reason instead of
+/// overflowing the clock (which panicked the worker).
+#[tokio::test]
+async fn a_huge_retry_after_dead_letters() {
+    let receiver = Receiver::start(vec![Answer {
+        status: 503,
+        retry_after: Some(u64::MAX),
+        delay: Duration::ZERO,
+    }])
+    .await;
+    let s = Server::start_with(Backend::Sqlite, LOOPBACK).await;
+    s.put_rule(
+        "default",
+        "r",
+        json!({"pattern": {"type": ["test.event"]}, "targets": [
+            {"id": "t1", "kind": "http", "http": {"url": receiver.url}, "retry": {"max_age_seconds": 2592000}}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        s.publish("default", &event("e1", json!({}))).await.status,
+        200
+    );
+    let steps = s.timeline_until("e1", "dead_lettered").await;
+    let dead = steps
+        .iter()
+        .find(|st| st["stage"] == "dead_lettered")
+        .unwrap();
+    assert_eq!(
+        dead["error"],
+        "gave up: the event would be older than 2592000 s before the next attempt; last error: HTTP 503: scripted"
+    );
+    let reply = s
+        .send(s.request(Method::PUT, "/v1/buses/default/rules/r2").json(&json!({
+            "pattern": {"type": ["x"]},
+            "targets": [{"id": "t", "kind": "http", "http": {"url": receiver.url}, "retry": {"max_age_seconds": u64::MAX}}]
+        })))
+        .await;
+    let body = assert_error(&reply, 422, "invalid_target");
+    assert_eq!(
+        body["error"]["message"],
+        "targets[0]: retry.max_age_seconds must be 1 to 2592000"
+    );
+}
+
+/// Reads what the server sends until it closes the connection (or 5 s pass).
+async fn read_until_closed(conn: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut out)).await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn addr(s: &Server) -> String {
+    s.base.trim_start_matches("http://").to_owned()
+}
+
+/// The JSON body of a raw HTTP response.
+fn json_body(raw: &str) -> Value {
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--header-timeout-seconds",
+            "1",
+            "--body-timeout-seconds",
+            "1",
+        ],
+    )
+    .await;
+    // Headers that never finish: closed after the header timeout.
+    let mut half = TcpStream::connect(addr(&s)).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    read_until_closed(&mut half).await;
+    // An idle keep-alive connection: one answer, then closed after the same timeout.
+    let mut idle = TcpStream::connect(addr(&s)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let raw = read_until_closed(&mut idle).await;
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    // A body that trickles: 408 once the body timeout has passed.
+    let mut slow = TcpStream::connect(addr(&s)).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /v1/buses/default/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/cloudevents+json\r\ncontent-length: 100\r\n\r\n{{",
+            s.key
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let raw = read_until_closed(&mut slow).await;
+    assert!(raw.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{raw}");
+    assert_eq!(
+        json_body(&raw)["error"],
+        json!({"code": "request_timeout", "message": "the request body took longer than 1 s"})
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_503() {
+    let s = Server::start_with(Backend::Sqlite, &["--max-connections", "3"]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(addr(&s)).await.unwrap();
+        // One full exchange, so each connection is known to hold its slot.
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+        held.push(c);
+    }
+    let mut extra = TcpStream::connect(addr(&s)).await.unwrap();
+    extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let raw = read_until_closed(&mut extra).await;
+    assert!(
+        raw.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n"),
+        "{raw}"
+    );
+    assert_eq!(json_body(&raw)["error"]["code"], "unavailable");
+    drop(held);
+    // The slots come back when the connections go.
+    crate::receiver::eventually(Duration::from_secs(5), || async {
+        let r = s
+            .client
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+}
+
+/// Errors the HTTP parser and the router make, before any handler, are JSON too; a body
+/// declared over the limit is refused before a byte of it is read.
+#[tokio::test]
+async fn errors_below_the_router_are_json() {
+    let s = Server::start(Backend::Sqlite).await;
+    let raw_request = |req: String| {
+        let a = addr(&s);
+        async move {
+            let mut c = TcpStream::connect(a).await.unwrap();
+            c.write_all(req.as_bytes()).await.unwrap();
+            read_until_closed(&mut c).await
+        }
+    };
+    let big_header = raw_request(format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    ))
+    .await;
+    assert!(big_header.starts_with("HTTP/1.1 431 "), "{big_header}");
+    assert_eq!(json_body(&big_header)["error"]["code"], "headers_too_large");
+    let long_uri = raw_request(format!(
+        "GET /{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(66_000)
+    ))
+    .await;
+    assert!(long_uri.starts_with("HTTP/1.1 414 "), "{long_uri}");
+    assert_eq!(json_body(&long_uri)["error"]["code"], "uri_too_long");
+    let control = raw_request(
+        "POST /v1/buses/default/events HTTP/1.1\r\nhost: x\r\ncontent-type: appl\x01ication/json\r\ncontent-length: 0\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert!(control.starts_with("HTTP/1.1 400 "), "{control}");
+    assert_eq!(json_body(&control)["error"]["code"], "bad_request");
+    let reply = s.send(s.request(Method::GET, "/v1/buses/%ff/rules")).await;
+    assert_eq!(reply.status.as_u16(), 400);
+    assert_eq!(reply.json()["error"]["code"], "bad_request");
+    // The key-less webhook route answers 413 from the declared length alone.
+    s.call(
+        Method::PUT,
+        "/v1/webhooks/hook",
+        Some(json!({"bus": "default", "source": "/hooks"})),
+        201,
+    )
+    .await;
+    let early = raw_request(
+        "POST /v1/webhooks/hook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 900000\r\n\r\n"
+            .to_owned(),
+    );
+    let early = tokio::time::timeout(Duration::from_secs(5), early)
+        .await
+        .expect("413 before the body");
+    assert!(early.starts_with("HTTP/1.1 413 "), "{early}");
+    assert_eq!(json_body(&early)["error"]["code"], "too_large");
+}
+
+/// Reader keys never see target secrets; the admin does (the console edits rules).
+#[tokio::test]
+async fn readers_see_secrets_masked() {
+    let s = Server::start(Backend::Sqlite).await;
+    let rule = json!({"pattern": {"type": ["t"]}, "targets": [
+        {"id": "h", "kind": "http", "http": {
+            "url": "https://user:pa55w0rd-very-secret@crm.example/hook",
+            "headers": {"Authorization": "Bearer 0123456789abcdef"},
+            "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+        {"id": "q", "kind": "amqp", "amqp": {"url": "amqp://guest:guest-password@127.0.0.1:5672/%2f", "exchange": "x", "routing_key": "k"}},
+        {"id": "r", "kind": "redis", "redis": {"url": "redis://:hunter2hunter2@127.0.0.1:6379", "stream": "s"}}
+    ]});
+    s.put_rule("default", "secret", rule.clone()).await;
+    let reader = s
+        .call(
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "dash", "role": "reader"})),
+            201,
+        )
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in ["/v1/buses/default/rules/secret", "/v1/buses/default/rules"] {
+        let reply = s
+            .send(
+                s.client
+                    .get(format!("{}{path}", s.base))
+                    .bearer_auth(&reader),
+            )
+            .await;
+        assert_eq!(reply.status, 200);
+        let body = reply.json();
+        let seen = if path.ends_with("rules") {
+            body["rules"][0].clone()
+        } else {
+            body
+        };
+        assert_eq!(
+            seen["targets"],
+            json!([
+                {"id": "h", "kind": "http", "http": {
+                    "url": "https://user:…@crm.example/hook",
+                    "headers": {"Authorization": "…cdef"},
+                    "signing_secret": "whsec_…LaSw"}},
+                {"id": "q", "kind": "amqp", "amqp": {"url": "amqp://guest:…@127.0.0.1:5672/%2f", "exchange": "x", "routing_key": "k"}},
+                {"id": "r", "kind": "redis", "redis": {"url": "redis://:…@127.0.0.1:6379", "stream": "s"}}
+            ])
+        );
+        let text = reply.text();
+        for secret in [
+            "pa55w0rd",
+            "0123456789ab",
+            "MfKQ9r8G",
+            "guest-password",
+            "hunter2",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    let admin = s
+        .call(Method::GET, "/v1/buses/default/rules/secret", None, 200)
+        .await;
+    assert_eq!(admin["targets"], rule["targets"]);
+    // The scheme is case-insensitive.
+    let lower = s
+        .send(
+            s.client
+                .get(format!("{}/v1/buses", s.base))
+                .header("authorization", format!("bearer {reader}")),
+        )
+        .await;
+    assert_eq!(lower.status, 200);
+}
+
+/// Everything in the data dir is for the server's user only.
+#[tokio::test]
+async fn the_data_dir_is_private() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    assert_eq!(
+        s.publish("default", &event("e1", json!({"a": 1})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(s.stop().await, Some(0));
+    let mut checked = 0;
+    let mut dirs = vec![s.data_dir()];
+    while let Some(dir) = dirs.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", entry.path().display());
+                checked += 1;
+            }
+        }
+    }
+    // meta.db, admin.key, log segments, index files at least.
+    assert!(checked >= 4, "only {checked} files");
+}
