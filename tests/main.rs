@@ -9,6 +9,7 @@ mod console;
 mod delivery;
 mod durability;
 mod functions;
+mod hardening_ingest;
 mod keys;
 mod ops;
 mod publish;
