@@ -2,9 +2,12 @@
 //! key, nesting deeper than the limit, a lone surrogate) and control characters in
 //! attributes are refused with 400 at every entry point, and nothing of it is stored.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::receiver::eventually;
 use crate::search::wait_indexed;
 use crate::support::{Reply, Server, assert_error};
 
@@ -236,19 +239,24 @@ async fn events_deeper_than_the_limit_are_refused_and_the_limit_is_searchable() 
     );
     assert_eq!(stored(&s).await, 2);
     wait_indexed(&s).await;
-    let found = s
-        .call(
-            Method::GET,
-            "/v1/buses/default/events?q=id%20%3D%20deep-64",
-            None,
-            200,
-        )
-        .await;
-    let events = found["events"].as_array().unwrap();
-    assert_eq!(events.len(), 1, "{found}");
-    assert_eq!(events[0]["event"]["id"], "deep-64");
+    // The lag gauge reads 0 once the index commit is on disk, a moment before its reader
+    // reloads: wait for the search itself to answer.
+    let found = eventually(Duration::from_secs(10), || async {
+        let page = s
+            .call(
+                Method::GET,
+                "/v1/buses/default/events?q=id%20%3D%20deep-64",
+                None,
+                200,
+            )
+            .await;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        (!events.is_empty()).then_some(events)
+    })
+    .await;
+    assert_eq!(found.len(), 1);
     let published: Value = serde_json::from_str(&nested("deep-64", 64)).unwrap();
-    assert_eq!(events[0]["event"], published);
+    assert_eq!(found[0]["event"], published);
 }
 
 #[tokio::test]

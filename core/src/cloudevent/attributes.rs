@@ -49,7 +49,7 @@ pub(super) fn check(name: &str, value: &Value<'_>, req: &mut Required, problems:
     }
     if let Value::Str(v) = value
         && !DATA_MEMBERS.contains(&name)
-        && let Some(c) = v.chars().find(|c| is_forbidden_control(*c))
+        && let Some(c) = v.bytes().find(|b| is_forbidden_control(*b))
     {
         let what = if is_context_attribute(name) {
             "attribute"
@@ -58,7 +58,7 @@ pub(super) fn check(name: &str, value: &Value<'_>, req: &mut Required, problems:
         };
         problems.push(format!(
             "{what} {name} contains the control character U+{:04X}; attribute values may not contain U+0000-U+001F or U+007F",
-            u32::from(c)
+            c
         ));
         return;
     }
@@ -120,10 +120,10 @@ pub(super) fn check(name: &str, value: &Value<'_>, req: &mut Required, problems:
     }
 }
 
-/// C0 controls and DEL. (C1 controls, U+0080-U+009F, are left alone: they are printable in
-/// some legacy encodings and no reader of ours treats them specially.)
-fn is_forbidden_control(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}')
+/// C0 controls and DEL, which are ASCII: a byte test is exact on UTF-8. (C1 controls,
+/// U+0080-U+009F, are left alone.)
+fn is_forbidden_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
 }
 
 fn is_context_attribute(name: &str) -> bool {

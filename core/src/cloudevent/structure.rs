@@ -10,14 +10,14 @@
 //! invalid JSON without panicking, but then proves nothing). Strings are crossed with
 //! `memchr`; keys are remembered per open object, on one stack shared by all of them, as
 //! slices of the text (decoded only when they contain escapes), and looked up linearly
-//! until an object has [`SMALL_OBJECT`] keys, through a hash set after that.
+//! until an object has `SMALL_OBJECT` keys, through a hash set after that.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-/// How deep an event may nest, counting the event object itself as level 1 (so `data`'s
-/// members are at level 3). The search index follows events well below serde_json's
-/// recursion limit of 128 only when they stay within this.
+/// How deep an event may nest, counting the event object itself as level 1 (so an object
+/// in `data` is level 2). Well inside serde_json's recursion limit (128), which the indexer
+/// and most consumers would otherwise hit.
 pub const MAX_EVENT_DEPTH: usize = 64;
 
 /// Objects up to this many keys are checked for repeats by a linear search.
@@ -43,7 +43,7 @@ pub enum StructureError {
 
 /// Where the checked text sits in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Root {
+enum Root {
     /// The text is the whole event (level 1 is its object).
     Event,
     /// The text is an event's `data` (level 2, paths start with `data`).
@@ -61,66 +61,77 @@ pub fn check_data(text: &str) -> Result<(), StructureError> {
 }
 
 /// One open object or array.
-struct Frame<'a> {
+#[derive(Debug, Clone, Copy, Default)]
+struct Frame {
     is_object: bool,
+    /// Whether this (large) object's keys are in a set, the last one on the set stack.
+    has_set: bool,
     /// Where this object's keys start on the shared key stack.
     keys_start: usize,
     /// Objects: keys seen. Arrays: the index of the current element.
     count: usize,
-    /// The keys of a large object, for constant-time lookups.
-    set: Option<HashSet<Cow<'a, str>>>,
 }
 
-pub fn check(text: &str, root: Root) -> Result<(), StructureError> {
+fn check(text: &str, root: Root) -> Result<(), StructureError> {
     let b = text.as_bytes();
     let outer = match root {
         Root::Event => 0,
         Root::Data => 1,
     };
-    let mut frames: Vec<Frame<'_>> = Vec::with_capacity(8);
+    // The depth limit bounds the frames: they live on the stack, not the heap.
+    let mut frames = [Frame::default(); MAX_EVENT_DEPTH];
+    let mut depth = 0;
     let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(16);
+    let mut sets: Vec<HashSet<Cow<'_, str>>> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             open @ (b'{' | b'[') => {
-                if outer + frames.len() >= MAX_EVENT_DEPTH {
+                if outer + depth >= MAX_EVENT_DEPTH {
                     return Err(StructureError::TooDeep {
                         limit: MAX_EVENT_DEPTH,
                     });
                 }
-                frames.push(Frame {
+                frames[depth] = Frame {
                     is_object: open == b'{',
+                    has_set: false,
                     keys_start: keys.len(),
                     count: 0,
-                    set: None,
-                });
+                };
+                depth += 1;
                 i += 1;
             }
             b'}' | b']' => {
-                if let Some(f) = frames.pop() {
+                if depth > 0 {
+                    depth -= 1;
+                    let f = frames[depth];
                     keys.truncate(f.keys_start);
+                    if f.has_set {
+                        sets.pop();
+                    }
                 }
                 i += 1;
             }
             b',' => {
-                if let Some(f) = frames.last_mut().filter(|f| !f.is_object) {
-                    f.count += 1;
+                if depth > 0 && !frames[depth - 1].is_object {
+                    frames[depth - 1].count += 1;
                 }
                 i += 1;
             }
             b'"' => {
                 let string = read_string(b, i + 1);
                 let end = string.end;
-                let is_key = frames.last().is_some_and(|f| f.is_object)
+                let open = &mut frames[..depth];
+                let is_key = open.last().is_some_and(|f| f.is_object)
                     && b[end..]
                         .iter()
                         .find(|c| !c.is_ascii_whitespace())
                         .is_some_and(|c| *c == b':');
                 if let Some(at) = string.lone_surrogate {
                     let location = if is_key {
-                        format!("a key in {}", path(root, &frames, &keys, false))
+                        format!("a key in {}", path(root, open, &keys, false))
                     } else {
-                        format!("a string at {}", path(root, &frames, &keys, true))
+                        format!("a string at {}", path(root, open, &keys, true))
                     };
                     return Err(StructureError::LoneSurrogate {
                         escape: text.get(at..at + 6).unwrap_or("\\u").to_owned(),
@@ -134,7 +145,7 @@ pub fn check(text: &str, root: Root) -> Result<(), StructureError> {
                     } else {
                         Cow::Borrowed(raw.get(1..raw.len().saturating_sub(1)).unwrap_or(""))
                     };
-                    add_key(root, &mut frames, &mut keys, key)?;
+                    add_key(root, open, &mut keys, &mut sets, key)?;
                 }
                 i = end;
             }
@@ -147,22 +158,24 @@ pub fn check(text: &str, root: Root) -> Result<(), StructureError> {
 /// Records a key of the innermost object, refusing it if that object already has it.
 fn add_key<'a>(
     root: Root,
-    frames: &mut [Frame<'a>],
+    frames: &mut [Frame],
     keys: &mut Vec<Cow<'a, str>>,
+    sets: &mut Vec<HashSet<Cow<'a, str>>>,
     key: Cow<'a, str>,
 ) -> Result<(), StructureError> {
     let Some(f) = frames.last_mut() else {
         return Ok(());
     };
-    let seen = match &mut f.set {
+    let seen = match sets.last_mut().filter(|_| f.has_set) {
         Some(set) => !set.insert(key.clone()),
         None => {
-            let mine = &keys[f.keys_start..];
+            let mine = keys.get(f.keys_start..).unwrap_or(&[]);
             let seen = mine.contains(&key);
             if !seen && mine.len() + 1 >= SMALL_OBJECT {
                 let mut set: HashSet<Cow<'a, str>> = mine.iter().cloned().collect();
                 set.insert(key.clone());
-                f.set = Some(set);
+                sets.push(set);
+                f.has_set = true;
             }
             seen
         }
@@ -191,8 +204,7 @@ fn read_string(b: &[u8], from: usize) -> StringEnd {
     let mut p = from;
     let mut escaped = false;
     let mut lone_surrogate = None;
-    while let Some(found) = memchr::memchr2(b'"', b'\\', b.get(p..).unwrap_or(&[])) {
-        let at = p + found;
+    while let Some(at) = quote_or_backslash(b, p) {
         if b[at] == b'"' {
             return StringEnd {
                 end: at + 1,
@@ -232,6 +244,30 @@ fn read_string(b: &[u8], from: usize) -> StringEnd {
     }
 }
 
+/// The index of the first `"` or `\` at or after `from`. The first words are tested eight
+/// bytes at a time with plain integer arithmetic: most strings are short keys and values,
+/// for which `memchr`'s setup costs more than the search.
+fn quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // The high bit of each zero byte of `v`, exactly (no false positives).
+    let zeros = |v: u64| !(((v & LOW7).wrapping_add(LOW7)) | v) & HIGH;
+    let mut i = from;
+    for _ in 0..4 {
+        let Some(chunk) = b.get(i..i + 8) else { break };
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let found = zeros(w ^ (ONES * u64::from(b'"'))) | zeros(w ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr2(b'"', b'\\', b.get(i..)?).map(|k| i + k)
+}
+
 fn hex4(b: &[u8], at: usize) -> Option<u16> {
     let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
     u16::from_str_radix(digits, 16).ok()
@@ -239,7 +275,7 @@ fn hex4(b: &[u8], at: usize) -> Option<u16> {
 
 /// The path of the innermost open value: the object or array itself, or (with `member`)
 /// the member or element being read in it.
-fn path(root: Root, frames: &[Frame<'_>], keys: &[Cow<'_, str>], member: bool) -> String {
+fn path(root: Root, frames: &[Frame], keys: &[Cow<'_, str>], member: bool) -> String {
     let mut out = String::new();
     if root == Root::Data {
         out.push_str("data");
@@ -426,6 +462,21 @@ mod tests {
             check_data(r#""\ud800""#).map_err(|e| e.to_string()),
             Err(r#"lone surrogate \ud800 in a string at data: \uD800-\uDFFF escapes must come in high-low pairs"#.to_owned())
         );
+    }
+
+    #[test]
+    fn finds_quotes_and_backslashes_at_every_offset() {
+        for len in 0..80 {
+            for from in 0..=len {
+                for stop in [b'"', b'\\'] {
+                    let mut text = vec![b'a'; len];
+                    text.push(stop);
+                    text.extend_from_slice(b"x\"");
+                    assert_eq!(quote_or_backslash(&text, from), Some(len), "{len} {from}");
+                }
+                assert_eq!(quote_or_backslash(&vec![0xC3; len], from), None);
+            }
+        }
     }
 
     #[test]
