@@ -1,6 +1,7 @@
 //! Ingest parsing: how many events per second one core validates, in structured mode and in
-//! batches of 100, on the ~1 KiB order events of `bench/ingest.sh` (and on a small event).
-//! Prints the median of several passes.
+//! batches of 100, on the ~1 KiB order events of `bench/ingest.sh` (and on a small event),
+//! and the structure check (repeated keys, depth, surrogates) alone. Prints the median of
+//! several passes.
 //!
 //! `cargo bench -p switchyard-core --bench parse` (`PARSE_PASSES` sets the pass count).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +10,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use switchyard_core::Limits;
+use switchyard_core::cloudevent::structure::check_event;
 use switchyard_core::cloudevent::{parse_batch, parse_structured};
 
 /// The event `bench/ingest.sh` publishes.
@@ -66,8 +68,13 @@ fn main() {
                 black_box(parse_batch(black_box(b.as_bytes()), &limits).unwrap());
             }
         });
+        let check = measure(passes, N, || {
+            for e in &events {
+                black_box(check_event(black_box(e)).unwrap());
+            }
+        });
         println!(
-            "{name:<16} structured {structured:>12.0} events/s   batches of 100 {batched:>12.0} events/s"
+            "{name:<16} structured {structured:>12.0} events/s   batches of 100 {batched:>12.0} events/s   structure check alone {check:>12.0} events/s"
         );
     }
 }

@@ -66,10 +66,11 @@ struct Frame {
     is_object: bool,
     /// Whether this (large) object's keys are in a set, the last one on the set stack.
     has_set: bool,
-    /// Where this object's keys start on the shared key stack.
-    keys_start: usize,
+    /// Where this object's keys start on the shared key stack. (32 bits keep the frames
+    /// small; an event would need billions of keys to overflow them.)
+    keys_start: u32,
     /// Objects: keys seen. Arrays: the index of the current element.
-    count: usize,
+    count: u32,
 }
 
 fn check(text: &str, root: Root) -> Result<(), StructureError> {
@@ -95,7 +96,7 @@ fn check(text: &str, root: Root) -> Result<(), StructureError> {
                 frames[depth] = Frame {
                     is_object: open == b'{',
                     has_set: false,
-                    keys_start: keys.len(),
+                    keys_start: u32::try_from(keys.len()).unwrap_or(u32::MAX),
                     count: 0,
                 };
                 depth += 1;
@@ -105,7 +106,7 @@ fn check(text: &str, root: Root) -> Result<(), StructureError> {
                 if depth > 0 {
                     depth -= 1;
                     let f = frames[depth];
-                    keys.truncate(f.keys_start);
+                    keys.truncate(f.keys_start as usize);
                     if f.has_set {
                         sets.pop();
                     }
@@ -114,7 +115,7 @@ fn check(text: &str, root: Root) -> Result<(), StructureError> {
             }
             b',' => {
                 if depth > 0 && !frames[depth - 1].is_object {
-                    frames[depth - 1].count += 1;
+                    frames[depth - 1].count = frames[depth - 1].count.saturating_add(1);
                 }
                 i += 1;
             }
@@ -169,7 +170,7 @@ fn add_key<'a>(
     let seen = match sets.last_mut().filter(|_| f.has_set) {
         Some(set) => !set.insert(key.clone()),
         None => {
-            let mine = keys.get(f.keys_start..).unwrap_or(&[]);
+            let mine = keys.get(f.keys_start as usize..).unwrap_or(&[]);
             let seen = mine.contains(&key);
             if !seen && mine.len() + 1 >= SMALL_OBJECT {
                 let mut set: HashSet<Cow<'a, str>> = mine.iter().cloned().collect();
@@ -186,7 +187,7 @@ fn add_key<'a>(
             key: key.into_owned(),
         });
     }
-    f.count += 1;
+    f.count = f.count.saturating_add(1);
     keys.push(key);
     Ok(())
 }
@@ -287,8 +288,10 @@ fn path(root: Root, frames: &[Frame], keys: &[Cow<'_, str>], member: bool) -> St
     };
     for (k, f) in frames.iter().enumerate().take(depth) {
         if f.is_object {
-            let end = frames.get(k + 1).map_or(keys.len(), |next| next.keys_start);
-            let Some(key) = keys.get(f.keys_start..end).and_then(<[_]>::last) else {
+            let end = frames
+                .get(k + 1)
+                .map_or(keys.len(), |next| next.keys_start as usize);
+            let Some(key) = keys.get(f.keys_start as usize..end).and_then(<[_]>::last) else {
                 break;
             };
             let plain = !key.is_empty()
