@@ -10,6 +10,7 @@ mod delivery;
 mod durability;
 mod functions;
 mod hardening;
+mod hardening_ingest;
 mod keys;
 mod ops;
 mod publish;

@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
-use switchyard_core::ErrorKind;
+use serde_json::{Value, json};
+use switchyard_core::{ErrorKind, StructureError};
 
 /// An error on its way to the client: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug)]
@@ -139,6 +139,28 @@ impl From<switchyard_event_store::LogError> for ApiError {
             e @ (switchyard_event_store::LogError::Io { .. }
             | switchyard_event_store::LogError::Corrupt { .. }) => ApiError::internal(e),
         }
+    }
+}
+
+/// JSON that parses but that no event may hold, wherever an event enters (publish, webhooks,
+/// the pattern and transform tests). `details.problems` as for other refused events.
+impl From<StructureError> for ApiError {
+    fn from(e: StructureError) -> Self {
+        let message = e.to_string();
+        let (code, details) = match e {
+            StructureError::DuplicateKey { key, path } => (
+                "duplicate_key",
+                json!({"problems": [message], "key": key, "path": path}),
+            ),
+            StructureError::TooDeep { limit } => {
+                ("too_deep", json!({"problems": [message], "limit": limit}))
+            }
+            StructureError::LoneSurrogate { escape, location } => (
+                "lone_surrogate",
+                json!({"problems": [message], "escape": escape, "location": location}),
+            ),
+        };
+        ApiError::bad_request(code, message).with_details(details)
     }
 }
 

@@ -12,7 +12,9 @@ use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::Mac;
 use jsonpath_rust::parser::model::JpQuery;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use switchyard_core::StructureError;
 
 use crate::meta::{MetaStore, WebhookRow};
 use crate::named::Named;
@@ -247,42 +249,60 @@ impl Webhook {
     }
 
     /// Wraps a received body into a CloudEvent (JSON format). The error is a client
-    /// mistake: the type cannot be found where `type_from` says.
+    /// mistake: the type cannot be found where `type_from` says, or a JSON body holds what
+    /// no event may (a repeated key, too deep, a lone surrogate).
     pub fn event(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now: &str,
         fresh_id: impl FnOnce() -> String,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, BodyError> {
         let content_type = headers
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty());
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let is_json_type = content_type.as_deref().is_none_or(|ct| {
             let ct = ct.to_ascii_lowercase();
             ct.starts_with("application/json") || ct.contains("+json")
         });
+        // The grammar first (a raw value has no depth limit, unlike a `Value`), so that a
+        // JSON body that will become `data` gets the structure check of published events
+        // instead of passing as text.
+        let raw = serde_json::from_slice::<&RawValue>(body).ok();
+        if let (Some(raw), true) = (raw, is_json_type) {
+            switchyard_core::cloudevent::structure::check_data(raw.get())?;
+        }
+        let parsed: Option<Value> = raw.and_then(|r| serde_json::from_str(r.get()).ok());
         let ty = match &self.type_from {
             None => default_type(&self.name),
             Some(TypeFrom::Header(h)) => headers
                 .get(h.as_str())
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("the request has no {h} header to take the type from"))?
+                .ok_or_else(|| {
+                    BodyError::NoType(format!(
+                        "the request has no {h} header to take the type from"
+                    ))
+                })?
                 .to_owned(),
             Some(TypeFrom::Path { text, query }) => {
                 let doc = parsed.as_ref().ok_or_else(|| {
-                    format!("the body is not JSON, so {text} cannot give the type")
+                    BodyError::NoType(format!(
+                        "the body is not JSON, so {text} cannot give the type"
+                    ))
                 })?;
                 let found = jsonpath_rust::query::js_path_process(query, doc)
                     .ok()
                     .and_then(|hits| hits.into_iter().next().map(|h| h.val().clone()));
                 match found {
                     Some(Value::String(s)) if !s.is_empty() => s,
-                    _ => return Err(format!("the body has no non-empty string at {text}")),
+                    _ => {
+                        return Err(BodyError::NoType(format!(
+                            "the body has no non-empty string at {text}"
+                        )));
+                    }
                 }
             }
         };
@@ -438,6 +458,16 @@ impl Webhooks {
     }
 }
 
+/// Why a webhook body cannot become an event.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum BodyError {
+    /// The type is not where `type_from` says.
+    #[error("{0}")]
+    NoType(String),
+    #[error(transparent)]
+    Structure(#[from] StructureError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,7 +621,15 @@ mod tests {
         );
         assert_eq!(
             w.event(&h, b"{}", "t", || "x".into()).unwrap_err(),
-            "the body has no non-empty string at $.action"
+            BodyError::NoType("the body has no non-empty string at $.action".into())
+        );
+        assert_eq!(
+            w.event(&h, br#"{"action":"a","action":"b"}"#, "t", || "x".into())
+                .unwrap_err(),
+            BodyError::Structure(StructureError::DuplicateKey {
+                key: "action".into(),
+                path: "data".into()
+            })
         );
         let w = Webhook::from_row(&row(None, None)).unwrap();
         let h = headers(&[("content-type", "text/plain"), ("x-github-event", "push")]);

@@ -5,6 +5,6 @@ pub mod cloudevent;
 mod error;
 mod name;
 
-pub use cloudevent::{BatchError, CloudEvent, EventError, Limits};
+pub use cloudevent::{BatchError, CloudEvent, EventError, Limits, MAX_EVENT_DEPTH, StructureError};
 pub use error::ErrorKind;
 pub use name::{InvalidName, Name};

@@ -212,6 +212,7 @@ fn parse_binary(
 fn event_error(e: EventError) -> ApiError {
     let kind = match e {
         EventError::TooLarge { .. } => ErrorKind::TooLarge,
+        EventError::Structure(e) => return e.into(),
         EventError::NotAnObject { .. } | EventError::Invalid { .. } => ErrorKind::InvalidInput,
     };
     let code = match kind {

@@ -1,5 +1,8 @@
 //! `POST /v1/patterns/test` and `POST /v1/transforms/test`: try a pattern or a transform on
-//! any JSON event, CloudEvent or not, without storing anything.
+//! any JSON event, CloudEvent or not, without storing anything. The event is held to the
+//! structure rules of published events (no repeated key, no deeper than
+//! `MAX_EVENT_DEPTH`, no lone surrogate), so a test never answers for an event that
+//! publishing would refuse, or would read differently.
 
 use std::sync::Arc;
 
@@ -7,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use switchyard_core::ErrorKind;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,7 +33,7 @@ pub struct PatternTest {
     #[schema(value_type = Object)]
     pattern: Value,
     #[schema(value_type = Object)]
-    event: Value,
+    event: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,17 +42,18 @@ pub struct PatternTestResult {
 }
 
 #[utoipa::path(post, path = "/v1/patterns/test", tag = "rules", request_body = PatternTest,
-    responses((status = 200, body = PatternTestResult), (status = 422, description = "invalid pattern or event")))]
+    responses((status = 200, body = PatternTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 422, description = "invalid pattern or event")))]
 async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<PatternTestResult>> {
     let pattern = check_pattern(&body.pattern)?;
-    if !body.event.is_object() {
+    let event = test_event(&body.event)?;
+    if !event.is_object() {
         return Err(ApiError::new(
             ErrorKind::Unprocessable,
             "invalid_event",
             "event must be a JSON object",
         ));
     }
-    let matches = switchyard_rules::pattern_matches(&pattern, &body.event).map_err(|e| {
+    let matches = switchyard_rules::pattern_matches(&pattern, &event).map_err(|e| {
         ApiError::new(
             ErrorKind::Unprocessable,
             "invalid_pattern",
@@ -64,7 +69,7 @@ pub struct TransformTest {
     #[schema(value_type = Object)]
     transform: Value,
     #[schema(value_type = Object)]
-    event: Value,
+    event: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,17 +79,25 @@ pub struct TransformTestResult {
 }
 
 #[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", request_body = TransformTest,
-    responses((status = 200, body = TransformTestResult), (status = 422, description = "invalid transform, or it failed on this event")))]
+    responses((status = 200, body = TransformTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 422, description = "invalid transform, or it failed on this event")))]
 async fn test_transform(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<TransformTest>,
 ) -> ApiResult<Json<TransformTestResult>> {
     let transform = check_transform(&body.transform)?;
-    let event_json = serde_json::to_vec(&body.event).unwrap_or_default();
+    let event = test_event(&body.event)?;
+    let event_json = serde_json::to_vec(&event).unwrap_or_default();
     let output = state
         .functions
-        .transform(&transform, &body.event, &event_json)
+        .transform(&transform, &event, &event_json)
         .await
         .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "transform_failed", e.to_string()))?;
     Ok(Json(TransformTestResult { output }))
+}
+
+/// A test request's event, refused (400) where publishing would refuse it for its structure.
+fn test_event(raw: &RawValue) -> ApiResult<Value> {
+    switchyard_core::cloudevent::structure::check_event(raw.get())?;
+    serde_json::from_str(raw.get())
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("event: {e}")))
 }

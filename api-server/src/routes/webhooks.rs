@@ -19,7 +19,7 @@ use crate::app::{AppState, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::meta::WebhookRow;
 use crate::metrics::WebhookLabels;
-use crate::webhooks::Webhook;
+use crate::webhooks::{BodyError, Webhook};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -257,7 +257,10 @@ async fn accept(
         .ok_or_else(|| ApiError::not_found("bus", &w.bus))?;
     let event = w
         .event(headers, &body, &format_ms(now), fresh_id)
-        .map_err(|m| ApiError::bad_request("invalid_webhook_body", m))?;
+        .map_err(|e| match e {
+            BodyError::NoType(m) => ApiError::bad_request("invalid_webhook_body", m),
+            BodyError::Structure(e) => e.into(),
+        })?;
     let json = serde_json::to_vec(&event).map_err(ApiError::internal)?;
     let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.limits)
         .map_err(|e| ApiError::bad_request("invalid_webhook_body", e.to_string()))?;

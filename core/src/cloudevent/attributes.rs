@@ -47,6 +47,21 @@ pub(super) fn check(name: &str, value: &Value<'_>, req: &mut Required, problems:
     if let Some(i) = REQUIRED.iter().position(|r| *r == name) {
         req.present[i] = true;
     }
+    if let Value::Str(v) = value
+        && !DATA_MEMBERS.contains(&name)
+        && let Some(c) = v.bytes().find(|b| is_forbidden_control(*b))
+    {
+        let what = if is_context_attribute(name) {
+            "attribute"
+        } else {
+            "extension"
+        };
+        problems.push(format!(
+            "{what} {name} contains the control character U+{:04X}; attribute values may not contain U+0000-U+001F or U+007F",
+            c
+        ));
+        return;
+    }
     match name {
         "specversion" => match value {
             Value::Str(v) if v == "1.0" => {}
@@ -103,6 +118,26 @@ pub(super) fn check(name: &str, value: &Value<'_>, req: &mut Required, problems:
         _ if DATA_MEMBERS.contains(&name) => {}
         _ => check_extension(name, value, problems),
     }
+}
+
+/// C0 controls and DEL, which are ASCII: a byte test is exact on UTF-8. (C1 controls,
+/// U+0080-U+009F, are left alone.)
+fn is_forbidden_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+fn is_context_attribute(name: &str) -> bool {
+    matches!(
+        name,
+        "specversion"
+            | "id"
+            | "source"
+            | "type"
+            | "subject"
+            | "time"
+            | "dataschema"
+            | "datacontenttype"
+    )
 }
 
 fn check_extension(name: &str, value: &Value<'_>, problems: &mut Vec<String>) {

@@ -4,8 +4,10 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
+use serde_json::value::RawValue;
 
 use super::attributes::{self, Required, Value};
+use super::structure::{self, StructureError};
 use super::{CloudEvent, EventError, Limits};
 
 /// The parts of a binary-mode request.
@@ -76,7 +78,7 @@ pub fn from_binary(event: BinaryEvent<'_>, limits: &Limits) -> Result<CloudEvent
         );
     }
     attributes::check_required(&req, &mut problems);
-    let data = render_data(event.content_type, event.body, &mut problems);
+    let data = render_data(event.content_type, event.body, &mut problems)?;
     let (Some(id), Some(source), Some(ty)) = (req.id, req.source, req.ty) else {
         return Err(EventError::Invalid { problems });
     };
@@ -141,14 +143,15 @@ enum Data<'a> {
 }
 
 /// Chooses how the body travels in JSON format: as JSON when the media type says JSON, as a
-/// string when it is text, and as `data_base64` otherwise, so any bytes round-trip.
+/// string when it is text, and as `data_base64` otherwise, so any bytes round-trip. JSON
+/// bodies get the structure check of structured mode (as `data`).
 fn render_data<'a>(
     content_type: Option<&str>,
     body: &'a [u8],
     problems: &mut Vec<String>,
-) -> Data<'a> {
+) -> Result<Data<'a>, StructureError> {
     if body.is_empty() {
-        return Data::None;
+        return Ok(Data::None);
     }
     let media = content_type
         .map(|ct| {
@@ -162,13 +165,18 @@ fn render_data<'a>(
     let is_json = media == "application/json" || media == "text/json" || media.ends_with("+json");
     if is_json {
         let text = body.trim_ascii();
-        return match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
-            Ok(_) => Data::Json(text),
+        // A raw value checks the grammar without serde_json's recursion limit, so that
+        // deep bodies get the structure check's answer.
+        return match serde_json::from_slice::<&RawValue>(text) {
+            Ok(raw) => {
+                structure::check_data(raw.get())?;
+                Ok(Data::Json(text))
+            }
             Err(e) => {
                 problems.push(format!(
                     "the body is not valid JSON ({e}), but Content-Type {media} says it is"
                 ));
-                Data::None
+                Ok(Data::None)
             }
         };
     }
@@ -176,10 +184,10 @@ fn render_data<'a>(
         || media == "application/xml"
         || media.ends_with("+xml")
         || media == "application/x-www-form-urlencoded";
-    match std::str::from_utf8(body) {
+    Ok(match std::str::from_utf8(body) {
         Ok(text) if is_text => Data::Text(text),
         _ => Data::Binary(body),
-    }
+    })
 }
 
 fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -195,6 +203,7 @@ fn push_string(out: &mut Vec<u8>, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::MAX_EVENT_DEPTH;
     use super::*;
 
     fn required() -> Vec<(&'static str, &'static [u8])> {
@@ -257,6 +266,59 @@ mod tests {
         assert_eq!(
             render(&required(), None, b"").unwrap(),
             r#"{"specversion":"1.0","id":"42","source":"/shop","type":"order.created"}"#
+        );
+    }
+
+    #[test]
+    fn json_bodies_get_the_structure_check() {
+        let refused = |body: &[u8]| {
+            render(&required(), Some("application/json"), body)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(br#"{"role":"admin","role":"user"}"#),
+            r#"duplicate key "role" in data"#
+        );
+        assert_eq!(
+            refused(br#"["\ud800"]"#),
+            r#"lone surrogate \ud800 in a string at data[0]: \uD800-\uDFFF escapes must come in high-low pairs"#
+        );
+        // The body is level 2 of the event.
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+        assert!(
+            render(
+                &required(),
+                Some("application/json"),
+                &nest(MAX_EVENT_DEPTH - 1)
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            refused(&nest(MAX_EVENT_DEPTH)),
+            "the event nests deeper than the limit of 64 levels (the event object is level 1)"
+        );
+        assert_eq!(
+            refused(&nest(500)),
+            "the event nests deeper than the limit of 64 levels (the event object is level 1)"
+        );
+        // Not JSON by its media type: text, not checked.
+        assert!(render(&required(), Some("text/plain"), br#"{"a":1,"a":2}"#).is_ok());
+    }
+
+    #[test]
+    fn attribute_headers_refuse_control_characters() {
+        let mut attrs = required();
+        attrs[1] = ("id", b"nul%00id");
+        attrs.push(("subject", b"a\tb"));
+        attrs.push(("traceparent", b"x%7F"));
+        assert_eq!(
+            render(&attrs, None, b"").unwrap_err().problems(),
+            vec![
+                "attribute id contains the control character U+0000; attribute values may not contain U+0000-U+001F or U+007F",
+                "attribute subject contains the control character U+0009; attribute values may not contain U+0000-U+001F or U+007F",
+                "extension traceparent contains the control character U+007F; attribute values may not contain U+0000-U+001F or U+007F",
+            ]
         );
     }
 

@@ -4,13 +4,17 @@
 //! modes) or as the JSON-format rendering of its headers and body (binary mode). Keeping the
 //! publisher's own bytes is what makes reads byte-faithful: nothing is re-ordered,
 //! re-formatted or normalised on the way through. Validation therefore works on the raw text
-//! in one pass and never builds a DOM of `data`.
+//! and never builds a DOM of `data`: serde_json splits the envelope's members and checks the
+//! grammar, and one more pass ([`structure`]) refuses what the grammar allows but readers
+//! disagree on (repeated keys, deep nesting, lone surrogates).
 
 mod attributes;
 mod binary;
+pub mod structure;
 mod structured;
 
 pub use binary::{BinaryEvent, from_binary};
+pub use structure::{MAX_EVENT_DEPTH, StructureError};
 pub use structured::{parse_batch, parse_structured};
 
 /// Size limits applied while parsing.
@@ -51,6 +55,9 @@ pub enum EventError {
     NotAnObject { reason: String },
     #[error("the event breaks the CloudEvents spec: {}", problems.join("; "))]
     Invalid { problems: Vec<String> },
+    /// Valid JSON that Switchyard refuses anywhere in an event (see [`structure`]).
+    #[error(transparent)]
+    Structure(#[from] StructureError),
 }
 
 impl EventError {
@@ -58,7 +65,9 @@ impl EventError {
     pub fn problems(&self) -> Vec<String> {
         match self {
             EventError::Invalid { problems } => problems.clone(),
-            EventError::TooLarge { .. } | EventError::NotAnObject { .. } => vec![self.to_string()],
+            EventError::TooLarge { .. }
+            | EventError::NotAnObject { .. }
+            | EventError::Structure(_) => vec![self.to_string()],
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::attributes::{self, Required, Value};
+use super::structure;
 use super::{BatchError, CloudEvent, EventError, Limits};
 
 /// Parses and validates one event in structured mode.
@@ -62,11 +63,23 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<CloudEvent>, Batc
     }
 }
 
-/// Validates one event object given as JSON text, in one pass over the text.
+/// Validates one event object given as JSON text: serde_json splits its members (leaving
+/// values unparsed), then one structure pass over the text, then the attribute checks.
 fn parse_object(text: &str) -> Result<CloudEvent, EventError> {
-    let Members(members) = serde_json::from_str(text).map_err(|e| EventError::NotAnObject {
-        reason: e.to_string(),
-    })?;
+    let members = match serde_json::from_str::<Members<'_>>(text) {
+        Ok(Members(members)) => members,
+        Err(e) => {
+            // serde_json decodes the envelope's keys and refuses a lone surrogate in one in
+            // its own words; an object that is otherwise valid JSON gets ours.
+            if text.starts_with('{') && serde_json::from_str::<&RawValue>(text).is_ok() {
+                structure::check_event(text)?;
+            }
+            return Err(EventError::NotAnObject {
+                reason: e.to_string(),
+            });
+        }
+    };
+    structure::check_event(text)?;
     let mut req = Required::default();
     let mut problems = Vec::new();
     let mut has_data = false;
@@ -85,11 +98,6 @@ fn parse_object(text: &str) -> Result<CloudEvent, EventError> {
     }
     if has_data && has_data_base64 {
         problems.push("data and data_base64 are mutually exclusive".to_owned());
-    }
-    let mut names: Vec<&str> = members.iter().map(|(n, _)| n.as_ref()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        problems.push(format!("member {} appears more than once", w[0]));
     }
     attributes::check_required(&req, &mut problems);
     match (req.id, req.source, req.ty) {
@@ -188,6 +196,7 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{MAX_EVENT_DEPTH, StructureError};
     use super::*;
 
     fn limits() -> Limits {
@@ -230,7 +239,7 @@ mod tests {
 
     #[test]
     fn checks_data_members_and_extensions() {
-        let body = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"!!","big":3000000000,"obj":{},"id":"2"}"#;
+        let body = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"!!","big":3000000000,"obj":{}}"#;
         assert_eq!(
             problems(body),
             vec![
@@ -238,9 +247,121 @@ mod tests {
                 "extension big = 3000000000 is not a CloudEvents Integer (a whole number within 32 bits); send it as a string",
                 "extension obj must be a string, boolean or integer, not an object or array",
                 "data and data_base64 are mutually exclusive",
-                "member id appears more than once",
             ]
         );
+    }
+
+    #[test]
+    fn refuses_repeated_keys_deep_nesting_and_lone_surrogates() {
+        let refused = |body: &str| parse_structured(body.as_bytes(), &limits()).unwrap_err();
+        assert_eq!(
+            refused(
+                r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"role":"admin","role":"user"}}"#
+            )
+            .to_string(),
+            r#"duplicate key "role" in data"#
+        );
+        assert_eq!(
+            refused(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","id":"2"}"#),
+            EventError::Structure(StructureError::DuplicateKey {
+                key: "id".into(),
+                path: "the event".into()
+            })
+        );
+        let deep = |levels: usize| {
+            format!(
+                r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{}{}}}"#,
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        assert!(parse_structured(deep(MAX_EVENT_DEPTH).as_bytes(), &limits()).is_ok());
+        assert_eq!(
+            refused(&deep(MAX_EVENT_DEPTH + 1)),
+            EventError::Structure(StructureError::TooDeep {
+                limit: MAX_EVENT_DEPTH
+            })
+        );
+        // Deeper than serde_json's own recursion limit: still our answer.
+        assert_eq!(
+            refused(&deep(300)),
+            EventError::Structure(StructureError::TooDeep {
+                limit: MAX_EVENT_DEPTH
+            })
+        );
+        assert_eq!(
+            refused(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"\ud800"}"#)
+                .problems(),
+            vec![
+                r#"lone surrogate \ud800 in a string at data: \uD800-\uDFFF escapes must come in high-low pairs"#
+            ]
+        );
+        // In an attribute, and in a key of the envelope (which serde_json decodes first).
+        assert_eq!(
+            refused(r#"{"specversion":"1.0","id":"\udc00","source":"/s","type":"t"}"#).to_string(),
+            r#"lone surrogate \udc00 in a string at id: \uD800-\uDFFF escapes must come in high-low pairs"#
+        );
+        assert_eq!(
+            refused(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","x\ud800":1}"#)
+                .to_string(),
+            r#"lone surrogate \ud800 in a key in the event: \uD800-\uDFFF escapes must come in high-low pairs"#
+        );
+    }
+
+    #[test]
+    fn refuses_control_characters_in_attributes() {
+        assert_eq!(
+            problems(
+                r#"{"specversion":"1.0","id":"nul\u0000id","source":"/s\u007f","type":"t\n","subject":"a\tb","ext":"\u001f","data":"\u0000 is fine in data"}"#
+            ),
+            vec![
+                "attribute id contains the control character U+0000; attribute values may not contain U+0000-U+001F or U+007F",
+                "attribute source contains the control character U+007F; attribute values may not contain U+0000-U+001F or U+007F",
+                "attribute type contains the control character U+000A; attribute values may not contain U+0000-U+001F or U+007F",
+                "attribute subject contains the control character U+0009; attribute values may not contain U+0000-U+001F or U+007F",
+                "extension ext contains the control character U+001F; attribute values may not contain U+0000-U+001F or U+007F",
+            ]
+        );
+        for attr in ["time", "dataschema", "datacontenttype"] {
+            let body = format!(
+                r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t","{attr}":"x\u0001"}}"#
+            );
+            assert_eq!(
+                problems(&body),
+                vec![format!(
+                    "attribute {attr} contains the control character U+0001; attribute values may not contain U+0000-U+001F or U+007F"
+                )]
+            );
+        }
+        let body = r#"{"specversion":"1.0\r","id":"1","source":"/s","type":"t"}"#;
+        assert_eq!(
+            problems(body),
+            vec![
+                "attribute specversion contains the control character U+000D; attribute values may not contain U+0000-U+001F or U+007F"
+            ]
+        );
+    }
+
+    #[test]
+    fn batch_names_structure_problems_per_entry() {
+        let dup =
+            r#"{"specversion":"1.0","id":"2","source":"/s","type":"t","data":{"a":{"b":1,"b":2}}}"#;
+        let nul = r#"{"specversion":"1.0","id":"\u0000","source":"/s","type":"t"}"#;
+        let body = format!("[{MINIMAL},{dup},{nul}]");
+        match parse_batch(body.as_bytes(), &limits()) {
+            Err(BatchError::InvalidEntries { entries }) => {
+                let got: Vec<(usize, Vec<String>)> =
+                    entries.iter().map(|(i, e)| (*i, e.problems())).collect();
+                assert_eq!(
+                    got,
+                    vec![
+                        (1, vec![r#"duplicate key "b" in data.a"#.to_owned()]),
+                        (2, vec!["attribute id contains the control character U+0000; attribute values may not contain U+0000-U+001F or U+007F".to_owned()]),
+                    ]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
