@@ -97,7 +97,7 @@ fn ok_event(id: &str) -> String {
 fn nested(id: &str, levels: usize) -> String {
     let inner = levels - 2;
     format!(
-        r#"{{"specversion":"1.0","id":"{id}","source":"/t","type":"t","data":{}{{}}{}}}"#,
+        r#"{{"specversion":"1.0","id":"{id}","source":"/t","type":"t","data":{}{{"leaf":"bottom"}}{}}}"#,
         r#"{"a":"#.repeat(inner),
         "}".repeat(inner)
     )
@@ -257,6 +257,25 @@ async fn events_deeper_than_the_limit_are_refused_and_the_limit_is_searchable() 
     assert_eq!(found.len(), 1);
     let published: Value = serde_json::from_str(&nested("deep-64", 64)).unwrap();
     assert_eq!(found[0]["event"], published);
+    // The deepest value an accepted event can hold is indexed too: full text and by path.
+    let path = format!("data.{}leaf", "a.".repeat(62));
+    for q in ["bottom".to_owned(), format!("{path}%20%3D%20bottom")] {
+        let page = s
+            .call(
+                Method::GET,
+                &format!("/v1/buses/default/events?q={q}"),
+                None,
+                200,
+            )
+            .await;
+        let ids: Vec<Value> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["event"]["id"].clone())
+            .collect();
+        assert_eq!(ids, vec![json!("deep-64")], "q={q}");
+    }
 }
 
 #[tokio::test]

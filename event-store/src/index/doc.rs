@@ -15,8 +15,10 @@ pub struct IndexDoc<'a> {
     pub matched_rules: &'a [String],
 }
 
-/// How deep into `data` the index follows; deeper values are still full-text searchable.
-const MAX_DEPTH: usize = 32;
+/// How deep into `data` the index follows: as deep as an accepted event can nest
+/// (`switchyard_core::MAX_EVENT_DEPTH`, 64 with the event object as level 1), so no stored
+/// value is out of reach of search.
+const MAX_DEPTH: usize = 64;
 
 /// Tantivy keeps dates in i64 nanoseconds (years 1678 to 2262); clients can send any
 /// RFC 3339 time, so clamp into that range rather than overflow.
