@@ -93,8 +93,8 @@ async fn list_buses(State(state): State<Arc<AppState>>) -> Json<BusList> {
 }
 
 #[utoipa::path(put, path = "/v1/buses/{bus}", tag = "buses", request_body = BusIn,
-    params(("bus" = String, Path)),
-    responses((status = 201, body = BusOut), (status = 200, body = BusOut),
+    params(("bus" = String, Path, example = "default")),
+    responses((status = 201, body = BusOut), (status = 200, body = BusOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415),
               (status = 422, description = "invalid settings")))]
 async fn put_bus(
     State(state): State<Arc<AppState>>,
@@ -134,7 +134,7 @@ async fn put_bus(
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}", tag = "buses",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, example = "default")),
     responses((status = 200, body = BusOut), (status = 404)))]
 async fn get_bus(
     State(state): State<Arc<AppState>>,
@@ -144,7 +144,7 @@ async fn get_bus(
 }
 
 #[utoipa::path(delete, path = "/v1/buses/{bus}", tag = "buses",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, example = "default")),
     responses((status = 204), (status = 404), (status = 409, description = "the default bus")))]
 async fn delete_bus(
     State(state): State<Arc<AppState>>,

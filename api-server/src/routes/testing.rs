@@ -38,8 +38,9 @@ pub struct PatternTestResult {
 }
 
 #[utoipa::path(post, path = "/v1/patterns/test", tag = "rules", request_body = PatternTest,
-    responses((status = 200, body = PatternTestResult), (status = 422, description = "invalid pattern or event")))]
-async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<PatternTestResult>> {
+    responses((status = 200, body = PatternTestResult), (status = 400, description = "malformed JSON"), (status = 413), (status = 415), (status = 422, description = "invalid pattern or event")))]
+async fn test_pattern(ApiJson(body): ApiJson<Value>) -> ApiResult<Json<PatternTestResult>> {
+    let body: PatternTest = from_object(body)?;
     let pattern = check_pattern(&body.pattern)?;
     if !body.event.is_object() {
         return Err(ApiError::new(
@@ -69,16 +70,17 @@ pub struct TransformTest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransformTestResult {
-    #[schema(value_type = Object)]
+    /// What the transform made of the event: any JSON value (`null` too).
     output: Value,
 }
 
 #[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", request_body = TransformTest,
-    responses((status = 200, body = TransformTestResult), (status = 422, description = "invalid transform, or it failed on this event")))]
+    responses((status = 200, body = TransformTestResult), (status = 400, description = "malformed JSON"), (status = 413), (status = 415), (status = 422, description = "invalid transform, or it failed on this event")))]
 async fn test_transform(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<TransformTest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<TransformTestResult>> {
+    let body: TransformTest = from_object(body)?;
     let transform = check_transform(&body.transform)?;
     let event_json = serde_json::to_vec(&body.event).unwrap_or_default();
     let output = state
@@ -87,4 +89,17 @@ async fn test_transform(
         .await
         .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "transform_failed", e.to_string()))?;
     Ok(Json(TransformTestResult { output }))
+}
+
+/// The body as `T`, from a JSON object only: serde would fill a struct from an array too.
+fn from_object<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
+    if !body.is_object() {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "invalid_field", e.to_string()))
 }
