@@ -201,16 +201,15 @@ async fn openapi_puts_query_parameters_in_the_query_and_declares_the_bearer_key(
     for (path, method, op) in operations(&doc) {
         for p in op["parameters"].as_array().into_iter().flatten() {
             let name = p["name"].as_str().unwrap();
-            if query_params.contains(&name) {
+            // `source` is also the path segment of /v1/schemas/{source}/{type}.
+            let templated = path.contains(&format!("{{{name}}}"));
+            if query_params.contains(&name) && !templated {
                 assert_eq!(p["in"], "query", "{method} {path} {name}");
                 assert_eq!(p["required"], false, "{method} {path} {name}");
                 in_query.push(format!("{method} {path} {name}"));
             }
             if p["in"] == "path" {
-                assert!(
-                    path.contains(&format!("{{{name}}}")),
-                    "{method} {path} {name}"
-                );
+                assert!(templated, "{method} {path} {name}");
                 assert_eq!(p["required"], true, "{method} {path} {name}");
             }
         }
