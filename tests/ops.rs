@@ -380,3 +380,47 @@ async fn try_it_endpoints_take_objects_and_return_any_json() {
         None
     );
 }
+
+/// Hostile or broken requests get a 4xx JSON error, never a 500 or a dead server.
+#[tokio::test]
+async fn malformed_requests_never_break_the_server() {
+    let s = Server::start(Backend::Sqlite).await;
+    let post = |ct: &str, body: Vec<u8>| {
+        s.request(Method::POST, "/v1/buses/default/events")
+            .header("content-type", ct)
+            .body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (post("application/cloudevents+json", b"".to_vec()), 400),
+        (post("application/cloudevents+json", b"\xff\xfe".to_vec()), 400),
+        (post("application/cloudevents+json", b"[[[[[[[[[[".to_vec()), 400),
+        (post("application/cloudevents+json", "[".repeat(100_000).into_bytes()), 400),
+        (post("application/cloudevents+json", b"{\"specversion\":\"1.0\"} trailing".to_vec()), 400),
+        (post("application/cloudevents-batch+json", b"{}".to_vec()), 400),
+        (post("application/cloudevents-batch+json", b"[1,".to_vec()), 400),
+        (post("application/cloudevents+json", br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","time":"2024-13-45T99:00:00Z"}"#.to_vec()), 400),
+        (post("application/cloudevents+json", br#"{"specversion":1.0,"id":1,"source":null,"type":[]}"#.to_vec()), 400),
+        (post("multipart/form-data", b"--x".to_vec()), 415),
+        (s.request(Method::POST, "/v1/buses/default/events").header("ce-specversion", "1.0").header("ce-id", "%FF%FE").header("ce-source", "/s").header("ce-type", "t").body("x"), 400),
+        (s.request(Method::PATCH, "/v1/buses/default"), 405),
+        // Path segments that are not UTF-8: axum's own refusal, in the API's JSON shape.
+        (s.request(Method::GET, "/v1/buses/%FF"), 400),
+        (s.request(Method::GET, "/v1/buses/default/events/%C0"), 400),
+        (s.client.post(format!("{}/v1/webhooks/%FF", s.base)).body("x"), 400),
+    ];
+    for (i, (req, status)) in cases.into_iter().enumerate() {
+        let r = s.send(req).await;
+        assert_eq!(r.status.as_u16(), status, "case {i}: {}", r.text());
+        assert!(r.json()["error"]["code"].is_string(), "case {i}");
+    }
+    assert_eq!(
+        s.call(Method::GET, "/v1/buses/default", None, 200).await["events"],
+        0
+    );
+    assert_eq!(
+        s.send(s.client.get(format!("{}/healthz", s.base)))
+            .await
+            .status,
+        200
+    );
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::{Extension, Json};
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, HttpMethod, RefOr, ResponseBuilder};
@@ -47,8 +47,11 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             } else {
                 operation.security = Some(Vec::new());
             }
-            // `ApiQuery` answers a bad or unknown query parameter with a 400.
-            if has_query(operation) {
+            // `ApiQuery` answers a bad or unknown query parameter with a 400, and a path
+            // segment that is not UTF-8 is one too.
+            if has_parameter_in(operation, ParameterIn::Query)
+                || has_parameter_in(operation, ParameterIn::Path)
+            {
                 add_errors(operation, &["400"]);
             }
             fill_error_bodies(operation);
@@ -81,12 +84,12 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Ope
     .collect()
 }
 
-fn has_query(operation: &Operation) -> bool {
+fn has_parameter_in(operation: &Operation, place: ParameterIn) -> bool {
     operation
         .parameters
         .iter()
         .flatten()
-        .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+        .any(|p| p.parameter_in == place)
 }
 
 /// Adds error answers the annotations left out; their bodies come from `fill_error_bodies`.
