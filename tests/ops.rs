@@ -348,20 +348,29 @@ async fn try_it_endpoints_take_objects_and_return_any_json() {
         .await;
     assert_eq!(out["output"], json!([null, null]));
 
-    for (path, body) in [
-        ("/v1/transforms/test", json!([transform, {"x": 1}])),
+    for (path, body, code) in [
+        (
+            "/v1/transforms/test",
+            json!([transform, {"x": 1}]),
+            "invalid_body",
+        ),
         (
             "/v1/patterns/test",
             json!([{"source": ["a"]}, {"source": "a"}]),
+            "invalid_body",
         ),
-        ("/v1/functions/pair/invoke", json!([{"x": 1}])),
+        (
+            "/v1/functions/pair/invoke",
+            json!([{"x": 1}]),
+            "invalid_event",
+        ),
+        (
+            "/v1/transforms/test",
+            json!({"transform": null, "event": [null, null]}),
+            "invalid_event",
+        ),
     ] {
         let r = s.send(s.request(Method::POST, path).json(&body)).await;
-        let code = if path.ends_with("invoke") {
-            "invalid_event"
-        } else {
-            "invalid_body"
-        };
         assert_error(&r, 422, code);
     }
 

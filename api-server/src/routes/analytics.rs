@@ -62,7 +62,7 @@ async fn delivery_analytics(
 /// `{"series": [{"group", "points": [{"at", "count", "value"?}]}]}`. Percentiles come from a
 /// sketch (relative error about 1%); counts are exact.
 #[utoipa::path(post, path = "/v1/buses/{bus}/analytics", tag = "events",
-    params(("bus" = String, Path, example = "default")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Object, description = "the analytics request"),
     responses((status = 200, description = "rows or series", body = Object), (status = 400), (status = 404), (status = 413), (status = 422)))]
 async fn analytics(

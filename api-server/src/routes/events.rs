@@ -50,7 +50,7 @@ pub struct PublishedEvent {
 /// `application/cloudevents+json` (or plain `application/json`) → structured;
 /// `application/cloudevents-batch+json` → batched. Answers after the events are durable.
 #[utoipa::path(post, path = "/v1/buses/{bus}/events", tag = "events",
-    params(("bus" = String, Path, example = "default"),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"),
         ("ce-specversion" = Option<String>, Header, nullable = false, description = "binary mode: present (`1.0`) with `ce-id`, `ce-source`, `ce-type`; the body is the event's data"),
         ("ce-id" = Option<String>, Header, nullable = false), ("ce-source" = Option<String>, Header, nullable = false), ("ce-type" = Option<String>, Header, nullable = false)),
     request_body(description = "a CloudEvent (structured), an array of them (batched), or any body with ce-* headers (binary)",
@@ -300,13 +300,16 @@ pub struct ListParams {
     /// straight from the log.
     q: Option<String>,
     /// Oldest `received_at` to include (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Newest `received_at` to include (RFC 3339, exclusive).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
@@ -315,7 +318,7 @@ const MAX_SCAN: u64 = 100_000;
 
 /// Lists events newest first.
 #[utoipa::path(get, path = "/v1/buses/{bus}/events", tag = "events",
-    params(("bus" = String, Path, example = "default"), ListParams),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ListParams),
     responses((status = 200, body = EventPage), (status = 400), (status = 404)))]
 async fn list_events(
     State(state): State<Arc<AppState>>,
@@ -439,7 +442,7 @@ pub struct GetParams {
 
 /// One event by id.
 #[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}", tag = "events",
-    params(("bus" = String, Path, example = "default"), ("id" = String, Path, example = "order-1"), GetParams),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, example = "order-1"), GetParams),
     responses((status = 200, body = EventRecord), (status = 404), (status = 409, description = "several sources used this id; pass ?source=")))]
 async fn get_event(
     State(state): State<Arc<AppState>>,

@@ -80,7 +80,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<Arc<Deployed>> {
 }
 
 #[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path, example = "echo")),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = FunctionOut), (status = 404)))]
 async fn get_function(
     State(state): State<Arc<AppState>>,
@@ -95,10 +95,13 @@ async fn get_function(
 #[into_params(parameter_in = Query)]
 pub struct LimitParams {
     /// Wall-clock limit per invocation (default 1000, at most 60000).
+    #[param(minimum = 1, maximum = 60_000)]
     timeout_ms: Option<u64>,
     /// Linear memory limit (default 64, at most 1024).
+    #[param(minimum = 1, maximum = 1024)]
     memory_mb: Option<u64>,
     /// Instruction budget per invocation (default 10^9, at most 10^12).
+    #[param(minimum = 1, maximum = 1_000_000_000_000_u64)]
     fuel: Option<u64>,
 }
 
@@ -106,7 +109,7 @@ pub struct LimitParams {
 /// before anything is stored; a module that does not compile, imports anything but WASI
 /// preview 1, or is not a command (no `_start`) is a 422 and changes nothing.
 #[utoipa::path(put, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path, example = "echo"), LimitParams),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$"), LimitParams),
     request_body(description = "a WebAssembly module: binary, or WAT text",
         content((inline(Binary) = "application/wasm"), (inline(String) = "text/plain"))),
     responses((status = 201, body = FunctionOut), (status = 200, body = FunctionOut), (status = 400, description = "not a valid name"),
@@ -170,7 +173,7 @@ async fn put_function(
 /// Deletes a function. One that a rule still uses (as target or transform) is a 409 naming
 /// the rules: delete or change them first.
 #[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path, example = "echo")),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 204), (status = 404), (status = 409, description = "rules still use it")))]
 async fn delete_function(
     State(state): State<Arc<AppState>>,
@@ -242,7 +245,7 @@ pub struct InvokeResult {
 /// Runs a function once on the body (any JSON event) and answers with its output, or with
 /// why it failed: a failed run is still a 200, since the request itself succeeded.
 #[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions",
-    params(("name" = String, Path, example = "echo")),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Object, description = "the event: a JSON object"),
     responses((status = 200, body = InvokeResult), (status = 400), (status = 404), (status = 413), (status = 422, description = "the body is not a JSON object")))]
 async fn invoke_function(

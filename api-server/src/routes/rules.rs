@@ -236,7 +236,7 @@ fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules", tag = "rules",
-    params(("bus" = String, Path, example = "default")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleList), (status = 404)))]
 async fn list_rules(
     State(state): State<Arc<AppState>>,
@@ -249,7 +249,7 @@ async fn list_rules(
 
 /// Creates or replaces a rule. It applies to events published after this answers.
 #[utoipa::path(put, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules", request_body = RuleIn,
-    params(("bus" = String, Path, example = "default"), ("rule" = String, Path, example = "to-echo")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 201, body = RuleOut), (status = 200, body = RuleOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415), (status = 404), (status = 422)))]
 async fn put_rule(
     State(state): State<Arc<AppState>>,
@@ -293,7 +293,7 @@ async fn put_rule(
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
-    params(("bus" = String, Path, example = "default"), ("rule" = String, Path, example = "to-echo")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn get_rule(
     State(state): State<Arc<AppState>>,
@@ -304,7 +304,7 @@ async fn get_rule(
 }
 
 #[utoipa::path(delete, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
-    params(("bus" = String, Path, example = "default"), ("rule" = String, Path, example = "to-echo")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 204), (status = 404)))]
 async fn delete_rule(
     State(state): State<Arc<AppState>>,
@@ -355,7 +355,7 @@ async fn resync(state: &AppState, bus: &Bus) -> ApiResult<()> {
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/enable", tag = "rules",
-    params(("bus" = String, Path, example = "default"), ("rule" = String, Path, example = "to-echo")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn enable_rule(
     State(state): State<Arc<AppState>>,
@@ -365,7 +365,7 @@ async fn enable_rule(
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/disable", tag = "rules",
-    params(("bus" = String, Path, example = "default"), ("rule" = String, Path, example = "to-echo")),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn disable_rule(
     State(state): State<Arc<AppState>>,

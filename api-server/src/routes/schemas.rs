@@ -68,6 +68,7 @@ async fn list_schemas(State(state): State<Arc<AppState>>) -> Json<SchemaList> {
 pub struct FormatParams {
     /// `jsonschema`: the newest schema itself; `openapi`: an OpenAPI 3.1 document with it
     /// as a component. Default: every version.
+    #[param(pattern = "^(jsonschema|openapi)$")]
     format: Option<String>,
 }
 
@@ -130,8 +131,7 @@ async fn get_schema(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaIn {
-    /// A JSON Schema (draft 2020-12) of the events' `data`.
-    #[schema(value_type = Object)]
+    /// A JSON Schema (draft 2020-12) of the events' `data`: an object, or `true`/`false`.
     schema: Value,
 }
 

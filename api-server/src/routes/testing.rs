@@ -42,13 +42,7 @@ pub struct PatternTestResult {
 async fn test_pattern(ApiJson(body): ApiJson<Value>) -> ApiResult<Json<PatternTestResult>> {
     let body: PatternTest = from_object(body)?;
     let pattern = check_pattern(&body.pattern)?;
-    if !body.event.is_object() {
-        return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_event",
-            "event must be a JSON object",
-        ));
-    }
+    check_event(&body.event)?;
     let matches = switchyard_rules::pattern_matches(&pattern, &body.event).map_err(|e| {
         ApiError::new(
             ErrorKind::Unprocessable,
@@ -62,7 +56,8 @@ async fn test_pattern(ApiJson(body): ApiJson<Value>) -> ApiResult<Json<PatternTe
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransformTest {
-    #[schema(value_type = Object)]
+    /// A transform as a rule's target takes it; `null` is the complete event.
+    #[schema(value_type = Option<Object>, required = true)]
     transform: Value,
     #[schema(value_type = Object)]
     event: Value,
@@ -82,6 +77,7 @@ async fn test_transform(
 ) -> ApiResult<Json<TransformTestResult>> {
     let body: TransformTest = from_object(body)?;
     let transform = check_transform(&body.transform)?;
+    check_event(&body.event)?;
     let event_json = serde_json::to_vec(&body.event).unwrap_or_default();
     let output = state
         .functions
@@ -102,4 +98,17 @@ fn from_object<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
     }
     serde_json::from_value(body)
         .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "invalid_field", e.to_string()))
+}
+
+/// Events on a bus are JSON objects; so are the ones tried here.
+fn check_event(event: &Value) -> ApiResult<()> {
+    if event.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_event",
+            "event must be a JSON object",
+        ))
+    }
 }

@@ -127,7 +127,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<Arc<Webhook>> {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{name}", tag = "webhooks",
-    params(("name" = String, Path, example = "github")), responses((status = 200, body = WebhookOut), (status = 404)))]
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 200, body = WebhookOut), (status = 404)))]
 async fn get_webhook(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -139,7 +139,7 @@ async fn get_webhook(
 /// Creates or replaces a webhook. The bus must exist; a bad `type_from`, scheme or secret is
 /// a 422 naming the field.
 #[utoipa::path(put, path = "/v1/webhooks/{name}", tag = "webhooks", request_body = WebhookIn,
-    params(("name" = String, Path, example = "github")),
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 201, body = WebhookOut), (status = 200, body = WebhookOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415), (status = 422)))]
 async fn put_webhook(
     State(state): State<Arc<AppState>>,
@@ -186,7 +186,7 @@ async fn put_webhook(
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{name}", tag = "webhooks",
-    params(("name" = String, Path, example = "github")), responses((status = 204), (status = 404)))]
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 204), (status = 404)))]
 async fn delete_webhook(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -203,7 +203,7 @@ async fn delete_webhook(
 /// sends one, so its retries are duplicates) and publishes it on the webhook's bus. Answers
 /// like a publish. No bearer key.
 #[utoipa::path(post, path = "/v1/webhooks/{name}", tag = "webhooks",
-    params(("name" = String, Path, example = "github")),
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = inline(Binary), content_type = "*/*", description = "any body, as the provider sends it"),
     responses((status = 200, body = Published), (status = 400), (status = 401), (status = 404), (status = 413)))]
 async fn receive(
