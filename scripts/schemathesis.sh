@@ -71,7 +71,7 @@ status=0
   --phases examples,coverage,fuzzing \
   --max-examples "$MAX_EXAMPLES" \
   --seed "$SEED" \
-  --generation-deterministic \
+  --generation-database none \
   --workers 2 \
   --request-timeout 30 \
   --no-color \
@@ -87,6 +87,10 @@ if grep -q "panicked" "$work/server.log"; then
   echo "schemathesis: the server panicked:" >&2
   grep -A5 "panicked" "$work/server.log" >&2
   status=1
+fi
+if [ "$status" != 0 ] && [ -s "$work/server.log" ]; then
+  echo "schemathesis: the server's log:" >&2
+  tail -50 "$work/server.log" >&2
 fi
 
 # One test case per operation: passed unless it has a failure or an error.

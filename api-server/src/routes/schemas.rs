@@ -75,7 +75,7 @@ pub struct FormatParams {
 /// The versions of one (source, type)'s schema (source and type URL-encoded).
 #[utoipa::path(get, path = "/v1/schemas/{source}/{type}", tag = "schemas",
     params(("source" = String, Path, example = "/shop"), ("type" = String, Path, example = "order.created"), FormatParams),
-    responses((status = 200, description = "`{\"source\", \"type\", \"versions\": [{\"version\", \"schema\", \"explicit\", \"created_at\"}]}`; with `format`, the schema alone or an OpenAPI document", body = Object), (status = 404)))]
+    responses((status = 200, description = "`{\"source\", \"type\", \"versions\": [{\"version\", \"schema\", \"explicit\", \"created_at\"}]}`; with `format`, the schema alone (an object, or `true`/`false`) or an OpenAPI document", body = Value), (status = 404)))]
 async fn get_schema(
     State(state): State<Arc<AppState>>,
     Path((source, ty)): Path<(String, String)>,
