@@ -111,6 +111,7 @@ async fn put_bus(
             format!("retention_hours must be between 1 and 87600, got {retention_hours}"),
         ));
     }
+    let _turn = state.buses.lifecycle().await;
     let settings = BusSettings {
         name: name.to_string(),
         description: body.description,
@@ -158,6 +159,7 @@ async fn delete_bus(
             "the default bus always exists and cannot be deleted",
         ));
     }
+    let _turn = state.buses.lifecycle().await;
     find_bus(&state, &name)?;
     state.meta.delete_bus(&name).await?;
     state.buses.remove(&name).await?;
