@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchyard-target}"
 
 SCHEMATHESIS_VERSION=4.32.5
 # Examples per operation and phase; the seed makes the generated cases the same on every run.
-MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-200}"
 SEED="${SCHEMATHESIS_SEED:-11}"
 
 venv="$HOME/.cache/switchyard-venv"
