@@ -141,3 +141,29 @@ async fn bad_bus_requests_get_clear_errors() {
         1
     );
 }
+
+/// Creating and deleting the same bus at once: every request answers (no wait on workers
+/// that never started) with its own clear status, never a 500 from a half-closed bus.
+#[tokio::test]
+async fn concurrent_puts_and_deletes_of_a_bus_never_fail() {
+    let s = Server::start(Backend::Sqlite).await;
+    let put = || s.send(s.request(Method::PUT, "/v1/buses/b").json(&json!({})));
+    for _ in 0..20 {
+        let delete = s.send(s.request(Method::DELETE, "/v1/buses/b"));
+        let all = async { tokio::join!(put(), delete, put()) };
+        let (a, d, b) = tokio::time::timeout(std::time::Duration::from_secs(30), all)
+            .await
+            .expect("a PUT or DELETE of the bus never answered");
+        for p in [&a, &b] {
+            assert!([200, 201].contains(&p.status.as_u16()), "{}", p.text());
+        }
+        assert!([204, 404].contains(&d.status.as_u16()), "{}", d.text());
+    }
+    let last = put().await;
+    assert!(
+        [200, 201].contains(&last.status.as_u16()),
+        "{}",
+        last.text()
+    );
+    s.call(Method::DELETE, "/v1/buses/b", None, 204).await;
+}

@@ -70,7 +70,10 @@ async fn functions_api(backend: Backend) {
     assert_eq!(replaced["fuel"], 5_000_000);
     let echo = s.call(Method::GET, "/v1/functions/echo", None, 200).await;
     assert_eq!(echo, replaced);
-    assert_eq!(invoke(&s, "echo", "\"text\"").await["output"], "text");
+    assert_eq!(
+        invoke(&s, "echo", r#"{"t": "text"}"#).await["output"],
+        json!({"t": "text"})
+    );
 
     // Bad input: clear errors, and nothing stored changes.
     let before = s.call(Method::GET, "/v1/functions", None, 200).await;
@@ -122,8 +125,8 @@ async fn functions_api(backend: Backend) {
         before
     );
     assert_eq!(
-        invoke(&s, "wrap", "1").await["output"],
-        json!({"wrapped": 1})
+        invoke(&s, "wrap", r#"{"n": 1}"#).await["output"],
+        json!({"wrapped": {"n": 1}})
     );
     let missing = s
         .send(
@@ -147,8 +150,8 @@ async fn functions_api(backend: Backend) {
         before
     );
     assert_eq!(
-        invoke(&s, "wrap", "2").await["output"],
-        json!({"wrapped": 2})
+        invoke(&s, "wrap", r#"{"n": 2}"#).await["output"],
+        json!({"wrapped": {"n": 2}})
     );
 
     // A function a rule uses cannot be deleted until the rule lets go of it.
@@ -229,7 +232,10 @@ async fn invoke_reports_every_way_a_run_can_fail() {
     }
     // The server is unharmed: a good function still runs.
     assert_eq!(deploy(&s, "echo", module("echo")).await.status, 201);
-    assert_eq!(invoke(&s, "echo", "[1]").await["output"], json!([1]));
+    assert_eq!(
+        invoke(&s, "echo", r#"{"a": [1]}"#).await["output"],
+        json!({"a": [1]})
+    );
 }
 
 #[tokio::test]

@@ -130,6 +130,10 @@ async fn openapi_lists_every_route() {
     assert_eq!(
         paths,
         [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/readyz",
             "/v1/analytics/deliveries",
             "/v1/buses",
             "/v1/buses/{bus}",
@@ -163,6 +167,229 @@ async fn openapi_lists_every_route() {
     assert!(doc["paths"]["/v1/buses/{bus}"]["delete"].is_object());
 }
 
+/// Every operation of the document, as `(path, method, operation)`.
+fn operations(doc: &serde_json::Value) -> Vec<(&str, &str, &serde_json::Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.push((path.as_str(), method.as_str(), op));
+        }
+    }
+    ops
+}
+
+#[tokio::test]
+async fn openapi_puts_query_parameters_in_the_query_and_declares_the_bearer_key() {
+    let s = Server::start(Backend::Sqlite).await;
+    let doc = s
+        .send(s.client.get(format!("{}/openapi.json", s.base)))
+        .await
+        .json();
+    let query_params = [
+        "q",
+        "from",
+        "to",
+        "limit",
+        "cursor",
+        "source",
+        "timeout_ms",
+        "memory_mb",
+        "fuel",
+        "format",
+    ];
+    let mut in_query = Vec::new();
+    for (path, method, op) in operations(&doc) {
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap();
+            // `source` is also the path segment of /v1/schemas/{source}/{type}.
+            let templated = path.contains(&format!("{{{name}}}"));
+            if query_params.contains(&name) && !templated {
+                assert_eq!(p["in"], "query", "{method} {path} {name}");
+                assert_eq!(p["required"], false, "{method} {path} {name}");
+                in_query.push(format!("{method} {path} {name}"));
+            }
+            if p["in"] == "path" {
+                assert!(templated, "{method} {path} {name}");
+                assert_eq!(p["required"], true, "{method} {path} {name}");
+            }
+        }
+    }
+    in_query.sort();
+    assert_eq!(
+        in_query,
+        [
+            "get /v1/buses/{bus}/dead-letters cursor",
+            "get /v1/buses/{bus}/dead-letters limit",
+            "get /v1/buses/{bus}/deliveries cursor",
+            "get /v1/buses/{bus}/deliveries from",
+            "get /v1/buses/{bus}/deliveries limit",
+            "get /v1/buses/{bus}/deliveries q",
+            "get /v1/buses/{bus}/deliveries to",
+            "get /v1/buses/{bus}/events cursor",
+            "get /v1/buses/{bus}/events from",
+            "get /v1/buses/{bus}/events limit",
+            "get /v1/buses/{bus}/events q",
+            "get /v1/buses/{bus}/events to",
+            "get /v1/buses/{bus}/events/{id} source",
+            "get /v1/buses/{bus}/events/{id}/trace source",
+            "get /v1/schemas/{source}/{type} format",
+            "put /v1/functions/{name} fuel",
+            "put /v1/functions/{name} memory_mb",
+            "put /v1/functions/{name} timeout_ms",
+        ]
+    );
+    let limit = &doc["paths"]["/v1/buses/{bus}/events"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"];
+    assert_eq!(
+        (&limit["type"], &limit["minimum"], &limit["maximum"]),
+        (&json!("integer"), &json!(1), &json!(1000))
+    );
+
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer", "description": "an API key: the admin key in <data-dir>/admin.key, or one made with POST /v1/keys"})
+    );
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    let mut keyless = Vec::new();
+    for (path, method, op) in operations(&doc) {
+        if op.get("security") == Some(&json!([])) {
+            keyless.push(format!("{method} {path}"));
+        } else {
+            assert!(op.get("security").is_none(), "{method} {path}");
+            assert_eq!(
+                op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorResponse",
+                "{method} {path}"
+            );
+        }
+    }
+    keyless.sort();
+    assert_eq!(
+        keyless,
+        [
+            "get /healthz",
+            "get /metrics",
+            "get /openapi.json",
+            "get /readyz",
+            "post /v1/webhooks/{name}",
+        ]
+    );
+}
+
+/// What the document promises holds on the wire: the key-less routes answer without a key.
+#[tokio::test]
+async fn openapi_keyless_routes_answer_without_a_key() {
+    let s = Server::start(Backend::Sqlite).await;
+    let anon = |method: Method, path: &str| s.client.request(method, format!("{}{path}", s.base));
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(s.send(anon(Method::GET, path)).await.status, 200, "{path}");
+    }
+    // No such webhook: a 404 from the route, not a 401 from the key check.
+    assert_error(
+        &s.send(anon(Method::POST, "/v1/webhooks/nothing").body("{}"))
+            .await,
+        404,
+        "not_found",
+    );
+}
+
+/// A WASI command that prints `text` and exits.
+fn printer(text: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{text}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        len = text.len()
+    )
+}
+
+/// The two try-it endpoints answer an array body (valid JSON, wrong shape) with a 422, and
+/// any JSON a transform or function makes, `null` too, is an `output` the document allows.
+#[tokio::test]
+async fn try_it_endpoints_take_objects_and_return_any_json() {
+    let s = Server::start(Backend::Sqlite).await;
+    for (name, text) in [("nothing", "null"), ("pair", "[null, null]")] {
+        let r = s
+            .send(
+                s.request(Method::PUT, &format!("/v1/functions/{name}"))
+                    .header("content-type", "application/wasm")
+                    .body(printer(text)),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let transform = json!({"kind": "function", "function": "nothing"});
+    let out = s
+        .call(
+            Method::POST,
+            "/v1/transforms/test",
+            Some(json!({"transform": transform, "event": {"x": 1}})),
+            200,
+        )
+        .await;
+    assert_eq!(out, json!({"output": null}));
+    let out = s
+        .call(
+            Method::POST,
+            "/v1/functions/pair/invoke",
+            Some(json!({})),
+            200,
+        )
+        .await;
+    assert_eq!(out["output"], json!([null, null]));
+
+    for (path, body, code) in [
+        (
+            "/v1/transforms/test",
+            json!([transform, {"x": 1}]),
+            "invalid_body",
+        ),
+        (
+            "/v1/patterns/test",
+            json!([{"source": ["a"]}, {"source": "a"}]),
+            "invalid_body",
+        ),
+        (
+            "/v1/functions/pair/invoke",
+            json!([{"x": 1}]),
+            "invalid_event",
+        ),
+        (
+            "/v1/transforms/test",
+            json!({"transform": null, "event": [null, null]}),
+            "invalid_event",
+        ),
+    ] {
+        let r = s.send(s.request(Method::POST, path).json(&body)).await;
+        assert_error(&r, 422, code);
+    }
+
+    let doc = s
+        .send(s.client.get(format!("{}/openapi.json", s.base)))
+        .await
+        .json();
+    let schemas = &doc["components"]["schemas"];
+    // No `type`: any JSON value.
+    assert_eq!(
+        schemas["TransformTestResult"]["properties"]["output"].get("type"),
+        None
+    );
+    assert_eq!(
+        schemas["InvokeResult"]["properties"]["output"].get("type"),
+        None
+    );
+}
+
 /// Hostile or broken requests get a 4xx JSON error, never a 500 or a dead server.
 #[tokio::test]
 async fn malformed_requests_never_break_the_server() {
@@ -185,6 +412,10 @@ async fn malformed_requests_never_break_the_server() {
         (post("multipart/form-data", b"--x".to_vec()), 415),
         (s.request(Method::POST, "/v1/buses/default/events").header("ce-specversion", "1.0").header("ce-id", "%FF%FE").header("ce-source", "/s").header("ce-type", "t").body("x"), 400),
         (s.request(Method::PATCH, "/v1/buses/default"), 405),
+        // Path segments that are not UTF-8: axum's own refusal, in the API's JSON shape.
+        (s.request(Method::GET, "/v1/buses/%FF"), 400),
+        (s.request(Method::GET, "/v1/buses/default/events/%C0"), 400),
+        (s.client.post(format!("{}/v1/webhooks/%FF", s.base)).body("x"), 400),
     ];
     for (i, (req, status)) in cases.into_iter().enumerate() {
         let r = s.send(req).await;

@@ -238,3 +238,25 @@ async fn declared_schemas_are_checked_and_exported() {
     let list = s.call(Method::GET, "/v1/schemas", None, 200).await;
     assert_eq!(list["schemas"][0]["explicit"], true);
 }
+
+/// Declaring and undeclaring the same schema at once never trips over a version number:
+/// every declare is a 201, every undeclare a 204 or a 404.
+#[tokio::test]
+async fn concurrent_declares_and_undeclares_never_fail() {
+    let s = Server::start(Backend::Sqlite).await;
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        let put = s.send(
+            s.request(Method::PUT, SCHEMA_PATH)
+                .json(&json!({"schema": {"type": "object"}})),
+        );
+        let delete = s.send(s.request(Method::DELETE, SCHEMA_PATH));
+        let (put, delete) = tokio::join!(put, delete);
+        assert_eq!(put.status, 201, "{}", put.text());
+        statuses.push(delete.status.as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 204 || *s == 404),
+        "{statuses:?}"
+    );
+}

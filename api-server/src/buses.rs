@@ -42,6 +42,8 @@ pub struct Buses {
     root: PathBuf,
     options: SegmentedOptions,
     open: RwLock<BTreeMap<String, Arc<Bus>>>,
+    /// See [`Buses::lifecycle`].
+    lifecycle: tokio::sync::Mutex<()>,
 }
 
 impl Buses {
@@ -70,6 +72,7 @@ impl Buses {
             root,
             options,
             open: RwLock::new(BTreeMap::new()),
+            lifecycle: tokio::sync::Mutex::new(()),
         };
         for s in settings {
             buses.install(s)?;
@@ -93,6 +96,14 @@ impl Buses {
             }
         }
         Ok(buses)
+    }
+
+    /// Held across the whole of a bus's `PUT` or `DELETE`. Each writes the metadata store and
+    /// then opens or closes the bus's files; interleaved, a `PUT` reopened files a `DELETE` was
+    /// closing (a locked index: 500) or installed a bus whose indexers never started (the next
+    /// `DELETE` then waited for them forever).
+    pub async fn lifecycle(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lifecycle.lock().await
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Bus>> {

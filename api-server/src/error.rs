@@ -69,17 +69,22 @@ pub fn status(kind: ErrorKind) -> StatusCode {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Envelope<'a> {
+/// Every error answer of the API (the OpenAPI document's one error schema).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse<'a> {
     error: ErrorBody<'a>,
 }
 
 /// The wire form of an error, fields in the order a reader wants them.
-#[derive(serde::Serialize)]
-struct ErrorBody<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Machine-readable, snake_case (`not_found`, `invalid_field`, ...).
     code: &'a str,
+    /// A sentence for humans.
     message: &'a str,
+    /// More about the error, when there is more: any JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Value>)]
     details: Option<&'a Value>,
 }
 
@@ -90,13 +95,13 @@ impl IntoResponse for ApiError {
             message: &self.message,
             details: self.details.as_ref(),
         };
-        (status(self.kind), axum::Json(Envelope { error: body })).into_response()
+        (status(self.kind), axum::Json(ErrorResponse { error: body })).into_response()
     }
 }
 
 /// The JSON error body for `code` and `message`, for errors made outside a handler.
 pub fn error_body(code: &str, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&Envelope {
+    serde_json::to_vec(&ErrorResponse {
         error: ErrorBody {
             code,
             message,

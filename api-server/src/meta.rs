@@ -598,19 +598,14 @@ impl MetaStore {
 
     /// Deletes a key; returns its hash if it existed.
     pub async fn delete_api_key(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let sha: Option<String> = sqlx::query("SELECT sha256 FROM api_keys WHERE name = $1")
+        // One statement: a transaction that read first and wrote second would fail on SQLite
+        // (SQLITE_BUSY, no waiting) whenever another write landed in between.
+        sqlx::query("DELETE FROM api_keys WHERE name = $1 RETURNING sha256")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await?
             .map(|row| row.try_get("sha256"))
-            .transpose()?;
-        sqlx::query("DELETE FROM api_keys WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(sha)
+            .transpose()
     }
 }
 

@@ -76,6 +76,10 @@ pub struct Schemas {
     refused: prometheus_client::metrics::counter::Counter,
     tx: mpsc::Sender<Sighting>,
     rx: Mutex<Option<mpsc::Receiver<Sighting>>>,
+    /// Declaring and undeclaring take turns: each writes the store and memory in two steps,
+    /// and interleaved, an undeclare could drop from memory a version a declare had just
+    /// stored, whose number the next declare would then reuse (a UNIQUE violation).
+    declaring: tokio::sync::Mutex<()>,
 }
 
 /// A (source, type) as the list shows it.
@@ -134,6 +138,7 @@ impl Schemas {
             subjects: Mutex::new(subjects),
             tx,
             rx: Mutex::new(Some(rx)),
+            declaring: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -208,6 +213,7 @@ impl Schemas {
         schema: Value,
     ) -> Result<u32, DeclareError> {
         let validator = Validator::compile(&schema).map_err(DeclareError::Invalid)?;
+        let _turn = self.declaring.lock().await;
         let now = now_ms();
         let row = {
             let mut subjects = self.lock();
@@ -244,6 +250,7 @@ impl Schemas {
         source: &str,
         ty: &str,
     ) -> Result<bool, sqlx::Error> {
+        let _turn = self.declaring.lock().await;
         let removed = meta.delete_explicit_schemas(source, ty).await?;
         if let Some(subject) = self.lock().get_mut(&(source.to_owned(), ty.to_owned())) {
             subject.versions.retain(|v| !v.explicit);

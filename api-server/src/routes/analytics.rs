@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 /// name a `bus` (default `default`).
 #[utoipa::path(post, path = "/v1/analytics/deliveries", tag = "deliveries",
     request_body(content = Object, description = "the analytics request, plus an optional bus"),
-    responses((status = 200, description = "rows or series"), (status = 400), (status = 404), (status = 422)))]
+    responses((status = 200, description = "rows or series", body = Object), (status = 400), (status = 404), (status = 413), (status = 422)))]
 async fn delivery_analytics(
     State(state): State<Arc<AppState>>,
     body: Body,
@@ -62,9 +62,9 @@ async fn delivery_analytics(
 /// `{"series": [{"group", "points": [{"at", "count", "value"?}]}]}`. Percentiles come from a
 /// sketch (relative error about 1%); counts are exact.
 #[utoipa::path(post, path = "/v1/buses/{bus}/analytics", tag = "events",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Object, description = "the analytics request"),
-    responses((status = 200, description = "rows or series"), (status = 400), (status = 404), (status = 422)))]
+    responses((status = 200, description = "rows or series", body = Object), (status = 400), (status = 404), (status = 413), (status = 422)))]
 async fn analytics(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,

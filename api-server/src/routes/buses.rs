@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 pub struct BusIn {
     description: Option<String>,
     /// How long events are kept (default 168).
+    #[schema(minimum = 1, maximum = 87_600)]
     retention_hours: Option<u32>,
     /// `off` (default), `warn` or `enforce`.
     schema_validation: Option<SchemaValidation>,
@@ -92,9 +93,9 @@ async fn list_buses(State(state): State<Arc<AppState>>) -> Json<BusList> {
     Json(BusList { buses })
 }
 
-#[utoipa::path(put, path = "/v1/buses/{bus}", tag = "buses", request_body = BusIn,
-    params(("bus" = String, Path)),
-    responses((status = 201, body = BusOut), (status = 200, body = BusOut),
+#[utoipa::path(put, path = "/v1/buses/{bus}", tag = "buses", request_body = Option<BusIn>,
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 201, body = BusOut), (status = 200, body = BusOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415),
               (status = 422, description = "invalid settings")))]
 async fn put_bus(
     State(state): State<Arc<AppState>>,
@@ -110,6 +111,7 @@ async fn put_bus(
             format!("retention_hours must be between 1 and 87600, got {retention_hours}"),
         ));
     }
+    let _turn = state.buses.lifecycle().await;
     let settings = BusSettings {
         name: name.to_string(),
         description: body.description,
@@ -134,7 +136,7 @@ async fn put_bus(
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}", tag = "buses",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = BusOut), (status = 404)))]
 async fn get_bus(
     State(state): State<Arc<AppState>>,
@@ -144,7 +146,7 @@ async fn get_bus(
 }
 
 #[utoipa::path(delete, path = "/v1/buses/{bus}", tag = "buses",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 204), (status = 404), (status = 409, description = "the default bus")))]
 async fn delete_bus(
     State(state): State<Arc<AppState>>,
@@ -157,6 +159,7 @@ async fn delete_bus(
             "the default bus always exists and cannot be deleted",
         ));
     }
+    let _turn = state.buses.lifecycle().await;
     find_bus(&state, &name)?;
     state.meta.delete_bus(&name).await?;
     state.buses.remove(&name).await?;

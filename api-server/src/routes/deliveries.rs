@@ -110,7 +110,7 @@ pub struct Trace<'a> {
 
 /// Everything that happened to one event, in time order.
 #[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}/trace", tag = "events",
-    params(("bus" = String, Path), ("id" = String, Path), GetParams),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, example = "order-1"), GetParams),
     responses((status = 200, body = Trace), (status = 404), (status = 409)))]
 async fn trace(
     State(state): State<Arc<AppState>>,
@@ -145,9 +145,13 @@ async fn trace(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeadLetterParams {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
@@ -171,7 +175,7 @@ pub struct DeadLetterPage<'a> {
 
 /// Deliveries given up on, newest first.
 #[utoipa::path(get, path = "/v1/buses/{bus}/dead-letters", tag = "deliveries",
-    params(("bus" = String, Path), DeadLetterParams),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), DeadLetterParams),
     responses((status = 200, body = DeadLetterPage), (status = 404)))]
 async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
@@ -239,8 +243,8 @@ const REDRIVE_PAGE: i64 = 256;
 
 /// Hands dead letters back to their targets.
 #[utoipa::path(post, path = "/v1/buses/{bus}/dead-letters/redrive", tag = "deliveries", request_body = RedriveIn,
-    params(("bus" = String, Path)),
-    responses((status = 200, body = RedriveOut), (status = 404), (status = 422)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, body = RedriveOut), (status = 400, description = "malformed JSON"), (status = 404), (status = 413), (status = 415), (status = 422)))]
 async fn redrive(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
@@ -312,8 +316,8 @@ pub struct ReplayIn {
 /// Runs the stored events of a window through the current rules again; their deliveries
 /// carry the extension `replayid`. Answers at once; poll the replay for progress.
 #[utoipa::path(post, path = "/v1/buses/{bus}/replays", tag = "deliveries", request_body = ReplayIn,
-    params(("bus" = String, Path)),
-    responses((status = 202, description = "the replay's progress"), (status = 404), (status = 422)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 202, description = "the replay's progress", body = Object), (status = 400, description = "malformed JSON"), (status = 404), (status = 413), (status = 415), (status = 422)))]
 async fn start_replay(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
@@ -362,7 +366,7 @@ pub struct ReplayList {
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/replays", tag = "deliveries",
-    params(("bus" = String, Path)), responses((status = 200, body = ReplayList), (status = 404)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 200, body = ReplayList), (status = 404)))]
 async fn list_replays(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
@@ -374,8 +378,8 @@ async fn list_replays(
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/replays/{id}", tag = "deliveries",
-    params(("bus" = String, Path), ("id" = String, Path)),
-    responses((status = 200, description = "the replay's progress"), (status = 404)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path)),
+    responses((status = 200, description = "the replay's progress", body = Object), (status = 404)))]
 async fn get_replay(
     State(state): State<Arc<AppState>>,
     Path((bus, id)): Path<(String, String)>,
@@ -390,19 +394,28 @@ async fn get_replay(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliverySearch {
     /// A query over delivery records (`outcome = dead_lettered AND target = crm`).
     q: Option<String>,
+    /// Oldest delivery time to include (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// Newest delivery time to include (RFC 3339, exclusive).
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
 /// Delivery records (every journal line of every delivery), newest first, searchable.
 #[utoipa::path(get, path = "/v1/buses/{bus}/deliveries", tag = "deliveries",
-    params(("bus" = String, Path), DeliverySearch),
-    responses((status = 200, description = "`{\"deliveries\": [...], \"next_cursor\"}`"), (status = 400), (status = 404)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), DeliverySearch),
+    responses((status = 200, description = "`{\"deliveries\": [...], \"next_cursor\"}`", body = Object), (status = 400), (status = 404)))]
 async fn search_deliveries(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,

@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use super::buses::find_bus;
 use super::extract::{ApiQuery, page_limit, parse_cursor, read_body};
+use super::openapi::{Binary, CloudEventJson};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -49,9 +50,16 @@ pub struct PublishedEvent {
 /// `application/cloudevents+json` (or plain `application/json`) → structured;
 /// `application/cloudevents-batch+json` → batched. Answers after the events are durable.
 #[utoipa::path(post, path = "/v1/buses/{bus}/events", tag = "events",
-    params(("bus" = String, Path)),
-    request_body(content = Value, description = "a CloudEvent (structured), an array of them (batched), or any body with ce-* headers (binary)"),
-    responses((status = 200, body = Published), (status = 400), (status = 404), (status = 413), (status = 415)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"),
+        ("ce-specversion" = Option<String>, Header, nullable = false, description = "binary mode: present (`1.0`) with `ce-id`, `ce-source`, `ce-type`; the body is the event's data"),
+        ("ce-id" = Option<String>, Header, nullable = false), ("ce-source" = Option<String>, Header, nullable = false), ("ce-type" = Option<String>, Header, nullable = false)),
+    request_body(description = "a CloudEvent (structured), an array of them (batched), or any body with ce-* headers (binary)",
+        content((inline(CloudEventJson) = "application/cloudevents+json"),
+            (inline(Vec<CloudEventJson>) = "application/cloudevents-batch+json"),
+            (inline(CloudEventJson) = "application/json"),
+            (inline(Binary) = "*/*"))),
+    responses((status = 200, body = Published), (status = 400), (status = 404), (status = 413), (status = 415),
+        (status = 422, description = "the bus enforces schemas and an event breaks its schema"), (status = 503, description = "the bus is shutting down")))]
 async fn publish(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
@@ -287,17 +295,22 @@ pub fn format_ms(ms: i64) -> String {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Search query (see the query language in the README); without it the listing reads
     /// straight from the log.
     q: Option<String>,
     /// Oldest `received_at` to include (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Newest `received_at` to include (RFC 3339, exclusive).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
@@ -306,7 +319,7 @@ const MAX_SCAN: u64 = 100_000;
 
 /// Lists events newest first.
 #[utoipa::path(get, path = "/v1/buses/{bus}/events", tag = "events",
-    params(("bus" = String, Path), ListParams),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ListParams),
     responses((status = 200, body = EventPage), (status = 400), (status = 404)))]
 async fn list_events(
     State(state): State<Arc<AppState>>,
@@ -422,6 +435,7 @@ fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetParams {
     /// Which source's event, when several sources used the same id.
     pub source: Option<String>,
@@ -429,7 +443,7 @@ pub struct GetParams {
 
 /// One event by id.
 #[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}", tag = "events",
-    params(("bus" = String, Path), ("id" = String, Path), GetParams),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, example = "order-1"), GetParams),
     responses((status = 200, body = EventRecord), (status = 404), (status = 409, description = "several sources used this id; pass ?source=")))]
 async fn get_event(
     State(state): State<Arc<AppState>>,

@@ -71,6 +71,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         } else {
             &bytes
         };
+        // serde fills a struct from a JSON array too (`["name", "reader"]`): every body of
+        // this API is an object.
+        if text.trim_ascii_start().first() != Some(&b'{') {
+            serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(|e| {
+                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            })?;
+            return Err(ApiError::new(
+                ErrorKind::Unprocessable,
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
         parse_json(text).map(ApiJson)
     }
 }

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use super::events::format_ms;
 use super::extract::{ApiQuery, parse_json, read_body};
+use super::openapi::Binary;
 use crate::app::{AppState, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::functions::{DeployError, Deployed, MAX_MODULE_BYTES, RunError, output_value};
@@ -79,7 +80,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<Arc<Deployed>> {
 }
 
 #[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = FunctionOut), (status = 404)))]
 async fn get_function(
     State(state): State<Arc<AppState>>,
@@ -91,12 +92,16 @@ async fn get_function(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LimitParams {
     /// Wall-clock limit per invocation (default 1000, at most 60000).
+    #[param(minimum = 1, maximum = 60_000)]
     timeout_ms: Option<u64>,
     /// Linear memory limit (default 64, at most 1024).
+    #[param(minimum = 1, maximum = 1024)]
     memory_mb: Option<u64>,
     /// Instruction budget per invocation (default 10^9, at most 10^12).
+    #[param(minimum = 1, maximum = 1_000_000_000_000_u64)]
     fuel: Option<u64>,
 }
 
@@ -104,9 +109,10 @@ pub struct LimitParams {
 /// before anything is stored; a module that does not compile, imports anything but WASI
 /// preview 1, or is not a command (no `_start`) is a 422 and changes nothing.
 #[utoipa::path(put, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path), LimitParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = FunctionOut), (status = 200, body = FunctionOut),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$"), LimitParams),
+    request_body(description = "a WebAssembly module: binary, or WAT text",
+        content((inline(Binary) = "application/wasm"), (inline(String) = "text/plain"))),
+    responses((status = 201, body = FunctionOut), (status = 200, body = FunctionOut), (status = 400, description = "not a valid name"),
         (status = 413), (status = 415), (status = 422, description = "the module does not compile, or a limit is out of range")))]
 async fn put_function(
     State(state): State<Arc<AppState>>,
@@ -167,7 +173,7 @@ async fn put_function(
 /// Deletes a function. One that a rule still uses (as target or transform) is a 409 naming
 /// the rules: delete or change them first.
 #[utoipa::path(delete, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 204), (status = 404), (status = 409, description = "rules still use it")))]
 async fn delete_function(
     State(state): State<Arc<AppState>>,
@@ -225,9 +231,8 @@ pub struct InvokeFailure {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvokeResult {
-    /// Stdout: JSON when it parses, else a string. Absent when the run failed.
+    /// Stdout: JSON when it parses (any JSON value), else a string. Absent when the run failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<InvokeFailure>,
@@ -240,9 +245,9 @@ pub struct InvokeResult {
 /// Runs a function once on the body (any JSON event) and answers with its output, or with
 /// why it failed: a failed run is still a 200, since the request itself succeeded.
 #[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions",
-    params(("name" = String, Path)),
-    request_body(content = Object, description = "the event: any JSON"),
-    responses((status = 200, body = InvokeResult), (status = 400), (status = 404), (status = 413)))]
+    params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body(content = Object, description = "the event: a JSON object"),
+    responses((status = 200, body = InvokeResult), (status = 400), (status = 404), (status = 413), (status = 422, description = "the body is not a JSON object")))]
 async fn invoke_function(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -250,8 +255,14 @@ async fn invoke_function(
 ) -> ApiResult<Json<InvokeResult>> {
     find(&state, &name)?;
     let input = read_body(body, state.limits.max_event_bytes).await?;
-    // The event must be JSON, as on a bus; its bytes go to the function as sent.
-    parse_json::<serde::de::IgnoredAny>(&input)?;
+    // The event must be a JSON object, as on a bus; its bytes go to the function as sent.
+    if !parse_json::<Value>(&input)?.is_object() {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_event",
+            "the event must be a JSON object",
+        ));
+    }
     let run = state
         .functions
         .invoke(&name, input.to_vec())

@@ -27,8 +27,10 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIn {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
     /// `admin`, `publisher` (publish only) or `reader` (reads, searches, analytics, tests).
+    #[schema(pattern = "^(admin|publisher|reader)$")]
     role: String,
 }
 
@@ -67,7 +69,7 @@ async fn list_keys(State(state): State<Arc<AppState>>) -> Json<KeyList> {
 
 /// Creates a key. 409 if the name is taken: revoke it first.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = KeyIn,
-    responses((status = 201, body = KeyOut), (status = 409), (status = 422)))]
+    responses((status = 201, body = KeyOut), (status = 400, description = "malformed JSON"), (status = 409), (status = 413), (status = 415), (status = 422)))]
 async fn create_key(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<KeyIn>,
@@ -106,7 +108,7 @@ async fn create_key(
 
 /// Revokes a key: requests with it are refused from now on.
 #[utoipa::path(delete, path = "/v1/keys/{name}", tag = "keys",
-    params(("name" = String, Path)), responses((status = 204), (status = 404)))]
+    params(("name" = String, Path, example = "ci", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 204), (status = 404)))]
 async fn delete_key(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

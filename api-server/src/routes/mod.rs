@@ -9,6 +9,7 @@ pub mod extract;
 mod functions;
 mod health;
 mod keys;
+mod openapi;
 pub mod rules;
 mod schemas;
 mod testing;
@@ -16,27 +17,20 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::{Extension, Router};
 use switchyard_core::ErrorKind;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth;
 use crate::error::ApiError;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Switchyard", description = "A self-hosted event bus: CloudEvents in, rules, deliveries, search."),
-    tags((name = "buses"), (name = "events"), (name = "rules"), (name = "deliveries"), (name = "schemas"), (name = "functions"), (name = "webhooks"), (name = "keys"))
-)]
-struct ApiDoc;
-
 pub fn router(state: Arc<AppState>) -> Router {
-    let (v1, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(buses::router())
         .merge(events::router())
         .merge(rules::router())
@@ -47,24 +41,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(functions::router())
         .merge(webhooks::router())
         .merge(keys::router())
-        .split_for_parts();
-    openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    let openapi = Arc::new(openapi);
-    let v1 = v1.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ));
-    Router::new()
-        .merge(v1)
+        // Only the routes above ask for a key: the layer wraps the routes merged so far.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .merge(health::router())
+        .routes(routes!(openapi::openapi_json))
+        .split_for_parts();
+    let openapi = Arc::new(openapi::finish(openapi));
+    Router::new()
+        .merge(routes)
         .merge(console::router())
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = openapi.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
+        .layer(Extension(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

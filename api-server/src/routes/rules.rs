@@ -281,7 +281,7 @@ fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules", tag = "rules",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleList), (status = 404)))]
 async fn list_rules(
     State(state): State<Arc<AppState>>,
@@ -300,13 +300,16 @@ async fn list_rules(
 
 /// Creates or replaces a rule. It applies to events published after this answers.
 #[utoipa::path(put, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules", request_body = RuleIn,
-    params(("bus" = String, Path), ("rule" = String, Path)),
-    responses((status = 201, body = RuleOut), (status = 200, body = RuleOut), (status = 404), (status = 422)))]
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 201, body = RuleOut), (status = 200, body = RuleOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415), (status = 404), (status = 422)))]
 async fn put_rule(
     State(state): State<Arc<AppState>>,
     Path((bus, rule)): Path<(String, String)>,
     ApiJson(body): ApiJson<RuleIn>,
 ) -> ApiResult<(StatusCode, Json<RuleOut>)> {
+    // Rule writes take turns with bus PUT/DELETE: interleaved with a bus's deletion, a
+    // rule row outlived its bus.
+    let _turn = state.buses.lifecycle().await;
     let bus = find_bus(&state, &bus)?;
     let name = parse_name("rule", &rule)?;
     check_pattern(&body.pattern)?;
@@ -344,7 +347,7 @@ async fn put_rule(
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
-    params(("bus" = String, Path), ("rule" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn get_rule(
     State(state): State<Arc<AppState>>,
@@ -363,12 +366,13 @@ async fn get_rule(
 }
 
 #[utoipa::path(delete, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
-    params(("bus" = String, Path), ("rule" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 204), (status = 404)))]
 async fn delete_rule(
     State(state): State<Arc<AppState>>,
     Path((bus, rule)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    let _turn = state.buses.lifecycle().await;
     let bus = find_bus(&state, &bus)?;
     find_rule(&bus, &rule)?;
     state.meta.delete_rule(&bus.settings.name, &rule).await?;
@@ -387,6 +391,7 @@ async fn set_enabled(
     rule: &str,
     enabled: bool,
 ) -> ApiResult<Json<RuleOut>> {
+    let _turn = state.buses.lifecycle().await;
     let bus = find_bus(state, bus)?;
     let mut stored = find_rule(&bus, rule)?;
     let inactive = bus.rules().inactive_reason(rule).map(str::to_owned);
@@ -424,7 +429,7 @@ async fn resync(state: &AppState, bus: &Bus) -> ApiResult<()> {
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/enable", tag = "rules",
-    params(("bus" = String, Path), ("rule" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn enable_rule(
     State(state): State<Arc<AppState>>,
@@ -434,7 +439,7 @@ async fn enable_rule(
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/disable", tag = "rules",
-    params(("bus" = String, Path), ("rule" = String, Path)),
+    params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn disable_rule(
     State(state): State<Arc<AppState>>,

@@ -64,16 +64,18 @@ async fn list_schemas(State(state): State<Arc<AppState>>) -> Json<SchemaList> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FormatParams {
     /// `jsonschema`: the newest schema itself; `openapi`: an OpenAPI 3.1 document with it
     /// as a component. Default: every version.
+    #[param(pattern = "^(jsonschema|openapi)$")]
     format: Option<String>,
 }
 
 /// The versions of one (source, type)'s schema (source and type URL-encoded).
 #[utoipa::path(get, path = "/v1/schemas/{source}/{type}", tag = "schemas",
-    params(("source" = String, Path), ("type" = String, Path), FormatParams),
-    responses((status = 200, description = "`{\"source\", \"type\", \"versions\": [{\"version\", \"schema\", \"explicit\", \"created_at\"}]}`"), (status = 404)))]
+    params(("source" = String, Path, example = "/shop"), ("type" = String, Path, example = "order.created"), FormatParams),
+    responses((status = 200, description = "`{\"source\", \"type\", \"versions\": [{\"version\", \"schema\", \"explicit\", \"created_at\"}]}`; with `format`, the schema alone (an object, or `true`/`false`) or an OpenAPI document", body = Value), (status = 404)))]
 async fn get_schema(
     State(state): State<Arc<AppState>>,
     Path((source, ty)): Path<(String, String)>,
@@ -129,15 +131,14 @@ async fn get_schema(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaIn {
-    /// A JSON Schema (draft 2020-12) of the events' `data`.
-    #[schema(value_type = Object)]
+    /// A JSON Schema (draft 2020-12) of the events' `data`: an object, or `true`/`false`.
     schema: Value,
 }
 
 /// Declares the schema of a (source, type)'s data: a new version that validation uses.
 #[utoipa::path(put, path = "/v1/schemas/{source}/{type}", tag = "schemas", request_body = SchemaIn,
-    params(("source" = String, Path), ("type" = String, Path)),
-    responses((status = 201, description = "`{\"source\", \"type\", \"version\"}`"), (status = 422, description = "not a valid JSON Schema")))]
+    params(("source" = String, Path, example = "/shop"), ("type" = String, Path, example = "order.created")),
+    responses((status = 201, description = "`{\"source\", \"type\", \"version\"}`", body = Object), (status = 400, description = "malformed JSON, or an empty source or type"), (status = 413), (status = 415), (status = 422, description = "not a valid JSON Schema")))]
 async fn put_schema(
     State(state): State<Arc<AppState>>,
     Path((source, ty)): Path<(String, String)>,
@@ -167,7 +168,7 @@ async fn put_schema(
 
 /// Removes the declared schema; discovered versions stay.
 #[utoipa::path(delete, path = "/v1/schemas/{source}/{type}", tag = "schemas",
-    params(("source" = String, Path), ("type" = String, Path)),
+    params(("source" = String, Path, example = "/shop"), ("type" = String, Path, example = "order.created")),
     responses((status = 204), (status = 404)))]
 async fn delete_schema(
     State(state): State<Arc<AppState>>,

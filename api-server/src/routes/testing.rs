@@ -42,17 +42,10 @@ pub struct PatternTestResult {
 }
 
 #[utoipa::path(post, path = "/v1/patterns/test", tag = "rules", request_body = PatternTest,
-    responses((status = 200, body = PatternTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 422, description = "invalid pattern or event")))]
+    responses((status = 200, body = PatternTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 413), (status = 415), (status = 422, description = "invalid pattern or event")))]
 async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<PatternTestResult>> {
     let pattern = check_pattern(&body.pattern)?;
     let event = test_event(&body.event)?;
-    if !event.is_object() {
-        return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_event",
-            "event must be a JSON object",
-        ));
-    }
     let matches = switchyard_rules::pattern_matches(&pattern, &event).map_err(|e| {
         ApiError::new(
             ErrorKind::Unprocessable,
@@ -66,7 +59,8 @@ async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<Pat
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransformTest {
-    #[schema(value_type = Object)]
+    /// A transform as a rule's target takes it; `null` is the complete event.
+    #[schema(value_type = Option<Object>, required = true)]
     transform: Value,
     #[schema(value_type = Object)]
     event: Box<RawValue>,
@@ -74,12 +68,12 @@ pub struct TransformTest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransformTestResult {
-    #[schema(value_type = Object)]
+    /// What the transform made of the event: any JSON value (`null` too).
     output: Value,
 }
 
 #[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", request_body = TransformTest,
-    responses((status = 200, body = TransformTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 422, description = "invalid transform, or it failed on this event")))]
+    responses((status = 200, body = TransformTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 413), (status = 415), (status = 422, description = "invalid transform, or it failed on this event")))]
 async fn test_transform(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<TransformTest>,
@@ -95,9 +89,18 @@ async fn test_transform(
     Ok(Json(TransformTestResult { output }))
 }
 
-/// A test request's event, refused (400) where publishing would refuse it for its structure.
+/// A test request's event: refused (400) where publishing would refuse it for its
+/// structure, and (422) unless it is a JSON object, as events on a bus are.
 fn test_event(raw: &RawValue) -> ApiResult<Value> {
     switchyard_core::cloudevent::structure::check_event(raw.get())?;
-    serde_json::from_str(raw.get())
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("event: {e}")))
+    let event: Value = serde_json::from_str(raw.get())
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("event: {e}")))?;
+    if !event.is_object() {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "invalid_event",
+            "event must be a JSON object",
+        ));
+    }
+    Ok(event)
 }

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::events::{Published, append_events, format_ms};
 use super::extract::{ApiJson, read_body};
+use super::openapi::Binary;
 use crate::app::{AppState, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::meta::WebhookRow;
@@ -126,7 +127,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<Arc<Webhook>> {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{name}", tag = "webhooks",
-    params(("name" = String, Path)), responses((status = 200, body = WebhookOut), (status = 404)))]
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 200, body = WebhookOut), (status = 404)))]
 async fn get_webhook(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -138,8 +139,8 @@ async fn get_webhook(
 /// Creates or replaces a webhook. The bus must exist; a bad `type_from`, scheme or secret is
 /// a 422 naming the field.
 #[utoipa::path(put, path = "/v1/webhooks/{name}", tag = "webhooks", request_body = WebhookIn,
-    params(("name" = String, Path)),
-    responses((status = 201, body = WebhookOut), (status = 200, body = WebhookOut), (status = 422)))]
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 201, body = WebhookOut), (status = 200, body = WebhookOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415), (status = 422)))]
 async fn put_webhook(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -185,7 +186,7 @@ async fn put_webhook(
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{name}", tag = "webhooks",
-    params(("name" = String, Path)), responses((status = 204), (status = 404)))]
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 204), (status = 404)))]
 async fn delete_webhook(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -202,8 +203,8 @@ async fn delete_webhook(
 /// sends one, so its retries are duplicates) and publishes it on the webhook's bus. Answers
 /// like a publish. No bearer key.
 #[utoipa::path(post, path = "/v1/webhooks/{name}", tag = "webhooks",
-    params(("name" = String, Path)),
-    request_body(content = Vec<u8>, description = "any body, as the provider sends it"),
+    params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body(content = inline(Binary), content_type = "*/*", description = "any body, as the provider sends it"),
     responses((status = 200, body = Published), (status = 400), (status = 401), (status = 404), (status = 413)))]
 async fn receive(
     State(state): State<Arc<AppState>>,
