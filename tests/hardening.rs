@@ -562,3 +562,119 @@ async fn the_data_dir_is_private() {
     // meta.db, admin.key, log segments, index files at least.
     assert!(checked >= 4, "only {checked} files");
 }
+
+/// Schema discovery tracks at most `--max-schema-subjects` (source, type) pairs: events of
+/// further pairs are stored, not inferred, and counted.
+#[tokio::test]
+async fn schema_subjects_are_capped_and_refusals_counted() {
+    let s = Server::start_with(Backend::Sqlite, &["--max-schema-subjects", "3"]).await;
+    let events: Vec<Value> = (0..5)
+        .map(|i| {
+            let mut e = event(&format!("s{i}"), json!({"n": i}));
+            e["type"] = json!(format!("type.{i}"));
+            e
+        })
+        .collect();
+    let reply = s.publish_batch("default", &events).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["accepted"], 5);
+    let refused = crate::receiver::eventually(Duration::from_secs(10), || async {
+        let metrics = s.metrics().await;
+        metrics
+            .lines()
+            .find(|l| l.starts_with("switchyard_schema_subjects_refused_total "))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+            .filter(|n| n == "2")
+    })
+    .await;
+    assert_eq!(refused, "2");
+    let list = s.call(Method::GET, "/v1/schemas", None, 200).await;
+    assert_eq!(list["schemas"].as_array().unwrap().len(), 3);
+}
+
+/// Finished replays are forgotten past the newest 100 of a bus.
+#[tokio::test]
+async fn finished_replays_are_pruned() {
+    let s = Server::start(Backend::Sqlite).await;
+    let window = json!({"from": "2000-01-01T00:00:00Z", "to": "2000-01-01T00:00:01Z"});
+    for _ in 0..105 {
+        let started = s
+            .call(
+                Method::POST,
+                "/v1/buses/default/replays",
+                Some(window.clone()),
+                202,
+            )
+            .await;
+        let id = started["id"].as_str().unwrap().to_owned();
+        // Each finishes (an empty window) before the next starts, so only finished
+        // ones are ever pruned.
+        crate::receiver::eventually(Duration::from_secs(10), || async {
+            let p = s
+                .call(
+                    Method::GET,
+                    &format!("/v1/buses/default/replays/{id}"),
+                    None,
+                    200,
+                )
+                .await;
+            (p["status"] == "done").then_some(())
+        })
+        .await;
+    }
+    let list = s
+        .call(Method::GET, "/v1/buses/default/replays", None, 200)
+        .await;
+    assert_eq!(list["replays"].as_array().unwrap().len(), 100);
+}
+
+/// `Retry-After` given as an HTTP date is honoured (it was ignored: the retry came at the
+/// policy's backoff).
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    use axum::http::{HeaderMap, StatusCode};
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                let mut h = HeaderMap::new();
+                if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    let at = std::time::SystemTime::now() + Duration::from_secs(3);
+                    h.insert("retry-after", httpdate::fmt_http_date(at).parse().unwrap());
+                    (StatusCode::SERVICE_UNAVAILABLE, h)
+                } else {
+                    (StatusCode::OK, h)
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = Server::start_with(Backend::Sqlite, LOOPBACK).await;
+    s.put_rule(
+        "default",
+        "r",
+        json!({"pattern": {"type": ["test.event"]}, "targets": [
+            {"id": "t1", "kind": "http", "http": {"url": url},
+             "retry": {"initial_backoff_ms": 10, "max_backoff_ms": 20}}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        s.publish("default", &event("e1", json!({}))).await.status,
+        200
+    );
+    let steps = s.timeline_until("e1", "delivered").await;
+    let retry = steps
+        .iter()
+        .find(|st| st["stage"] == "retry_scheduled")
+        .unwrap();
+    // The date has one-second resolution and was taken a moment before the answer.
+    let wait = retry["retry_in_ms"].as_u64().unwrap();
+    assert!((1_000..=3_000).contains(&wait), "retry in {wait} ms");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

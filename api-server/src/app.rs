@@ -83,9 +83,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         switchyard_targets::http::client(address_policy.clone()).map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new();
     let schemas = Arc::new(
-        crate::schemas::Schemas::load(&meta, metrics.schema_subjects_refused.clone())
-            .await
-            .context("loading schemas")?,
+        crate::schemas::Schemas::load(
+            &meta,
+            config.max_schema_subjects,
+            metrics.schema_subjects_refused.clone(),
+        )
+        .await
+        .context("loading schemas")?,
     );
     let functions = Arc::new(
         crate::functions::Functions::load(&meta, &metrics)

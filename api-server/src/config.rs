@@ -77,6 +77,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHYARD_SCHEMA_DISCOVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub schema_discovery: bool,
 
+    /// Most (source, type) pairs schema discovery tracks; events of further pairs are
+    /// accepted without schema inference (counted in `switchyard_schema_subjects_refused`).
+    #[arg(long, env = "SWITCHYARD_MAX_SCHEMA_SUBJECTS", default_value_t = 10_000)]
+    pub max_schema_subjects: usize,
+
     /// Most client connections held open at once; one more is answered 503 and closed.
     #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 16_384)]
     pub max_connections: usize,

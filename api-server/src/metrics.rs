@@ -162,7 +162,7 @@ impl Metrics {
         let schema_subjects_refused = Counter::default();
         registry.register(
             "switchyard_schema_subjects_refused",
-            "Sightings of a new (source, type) that schema discovery did not track: it tracks at most 10000",
+            "Sightings of a new (source, type) that schema discovery did not track (past --max-schema-subjects)",
             schema_subjects_refused.clone(),
         );
         Metrics {

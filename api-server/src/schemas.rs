@@ -66,13 +66,12 @@ impl Subject {
 
 type Key = (String, String);
 
-/// Most (source, type) pairs discovery tracks: past it, events of new pairs are still
-/// accepted but their schemas are not inferred (and `switchyard_schema_subjects_refused`
-/// counts them). Declared schemas are not capped.
-pub const MAX_DISCOVERED_SUBJECTS: usize = 10_000;
-
 pub struct Schemas {
     subjects: Mutex<BTreeMap<Key, Subject>>,
+    /// Most (source, type) pairs discovery tracks (`--max-schema-subjects`): past it,
+    /// events of new pairs are still accepted but their schemas are not inferred, and
+    /// `switchyard_schema_subjects_refused` counts them. Declared schemas are not capped.
+    max_subjects: usize,
     refused: prometheus_client::metrics::counter::Counter,
     tx: mpsc::Sender<Sighting>,
     rx: Mutex<Option<mpsc::Receiver<Sighting>>>,
@@ -97,6 +96,7 @@ impl Schemas {
     /// Loads what the metadata store holds.
     pub async fn load(
         meta: &MetaStore,
+        max_subjects: usize,
         refused: prometheus_client::metrics::counter::Counter,
     ) -> Result<Schemas, sqlx::Error> {
         let mut subjects: BTreeMap<Key, Subject> = BTreeMap::new();
@@ -134,6 +134,7 @@ impl Schemas {
         }
         let (tx, rx) = mpsc::channel(4096);
         Ok(Schemas {
+            max_subjects,
             refused,
             subjects: Mutex::new(subjects),
             tx,
@@ -176,7 +177,7 @@ impl Schemas {
         key: Key,
         at_ms: i64,
     ) -> Option<&'a mut Subject> {
-        if !subjects.contains_key(&key) && subjects.len() >= MAX_DISCOVERED_SUBJECTS {
+        if !subjects.contains_key(&key) && subjects.len() >= self.max_subjects {
             self.refused.inc();
             return None;
         }
