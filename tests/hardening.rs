@@ -678,3 +678,73 @@ async fn retry_after_as_an_http_date_is_honoured() {
     assert!((1_000..=3_000).contains(&wait), "retry in {wait} ms");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// Redriving every dead letter answers at once (202) and hands them back page by page in
+/// the background; letters of a deleted rule stay, counted.
+#[tokio::test]
+async fn redrive_all_runs_in_the_background() {
+    use crate::receiver::status;
+    let rx = Receiver::start(vec![]).await;
+    rx.set_fallback(status(400));
+    let s = Server::start_with(Backend::Sqlite, LOOPBACK).await;
+    let rule = |ty: &str| {
+        json!({"pattern": {"type": [ty]}, "targets": [
+            {"id": "hook", "kind": "http", "http": {"url": rx.url}}
+        ]})
+    };
+    s.put_rule("default", "r", rule("test.event")).await;
+    s.put_rule("default", "gone", rule("other")).await;
+    let events: Vec<Value> = (0..300)
+        .map(|i| event(&format!("d{i}"), json!({"n": i})))
+        .collect();
+    assert_eq!(s.publish_batch("default", &events).await.status, 200);
+    let mut other = event("o1", json!({}));
+    other["type"] = json!("other");
+    assert_eq!(s.publish("default", &other).await.status, 200);
+    let count = || async {
+        let mut n = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                None => "/v1/buses/default/dead-letters?limit=1000".to_owned(),
+                Some(c) => format!("/v1/buses/default/dead-letters?limit=1000&cursor={c}"),
+            };
+            let page = s.call(Method::GET, &path, None, 200).await;
+            n += page["dead_letters"].as_array().unwrap().len();
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return n,
+            }
+        }
+    };
+    crate::receiver::eventually(Duration::from_secs(20), || async {
+        (count().await == 301).then_some(())
+    })
+    .await;
+    s.call(Method::DELETE, "/v1/buses/default/rules/gone", None, 204)
+        .await;
+    rx.set_fallback(status(200));
+    let answer = s
+        .call(
+            Method::POST,
+            "/v1/buses/default/dead-letters/redrive",
+            Some(json!({"all": true})),
+            202,
+        )
+        .await;
+    assert_eq!(
+        answer,
+        json!({"redriven": 300, "not_found": [], "no_target": [], "no_target_count": 1})
+    );
+    // Every one is delivered (a page at a time) and leaves the list; the orphan stays.
+    crate::receiver::eventually(Duration::from_secs(30), || async {
+        (count().await == 1).then_some(())
+    })
+    .await;
+    let delivered = rx
+        .received()
+        .iter()
+        .filter(|r| r.json()["type"] == "test.event")
+        .count();
+    assert_eq!(delivered, 600);
+}

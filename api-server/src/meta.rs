@@ -327,6 +327,32 @@ impl MetaStore {
         rows.iter().map(dead_letter_row).collect()
     }
 
+    /// How many dead letters each (rule, target) of a bus has, and the highest id among
+    /// them (a snapshot to page below).
+    pub async fn dead_letter_counts(
+        &self,
+        bus: &str,
+    ) -> Result<(i64, Vec<(String, String, i64)>), sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT rule, target, COUNT(*) AS n, MAX(id) AS top FROM dead_letters
+             WHERE bus = $1 GROUP BY rule, target",
+        )
+        .bind(bus)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut top = 0;
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            top = top.max(row.try_get::<i64, _>("top")?);
+            counts.push((
+                row.try_get("rule")?,
+                row.try_get("target")?,
+                row.try_get("n")?,
+            ));
+        }
+        Ok((top, counts))
+    }
+
     pub async fn get_dead_letters(
         &self,
         bus: &str,

@@ -15,11 +15,12 @@ export async function deadLettersView(ctx) {
   const redrive = (body) =>
     ctx.act(async () => {
       const r = await post(['buses', bus, 'dead-letters', 'redrive'], body);
-      const parts = [`Redriven: ${r.redriven}.`];
+      const parts = [`Redriven: ${r.redriven}${r.no_target_count === undefined ? '' : ' (in the background)'}.`];
       if (r.not_found.length) parts.push(`Not found: ${r.not_found.join(', ')}.`);
       if (r.no_target.length) parts.push(`Rule or target gone: ${r.no_target.join(', ')}.`);
+      if (r.no_target_count) parts.push(`Rule or target gone for ${r.no_target_count}; they stay.`);
       parts.push('Each leaves the list once delivered, or comes back with its new error.');
-      out.replaceChildren(notice(parts.join(' '), r.no_target.length ? 'warn' : 'ok'));
+      out.replaceChildren(notice(parts.join(' '), r.no_target.length || r.no_target_count ? 'warn' : 'ok'));
       picked.clear();
       await load();
     }, out);

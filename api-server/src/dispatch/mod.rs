@@ -101,6 +101,8 @@ pub struct BusDispatch {
     subs: Mutex<HashMap<(String, String), Arc<Sub>>>,
     stopped: tokio::sync::watch::Sender<bool>,
     pub replays: replay::Replays,
+    /// Set while a redrive of every dead letter runs in the background.
+    pub redriving_all: std::sync::atomic::AtomicBool,
 }
 
 impl BusDispatch {
@@ -115,6 +117,7 @@ impl BusDispatch {
             subs: Mutex::new(HashMap::new()),
             stopped: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
+            redriving_all: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -349,6 +352,12 @@ impl BusDispatch {
             }
         }
         orphans
+    }
+
+    /// Whether (rule, target) is being delivered now: a dead letter of it can be redriven.
+    pub fn delivers_to(&self, rule: &str, target: &str) -> bool {
+        self.subs()
+            .contains_key(&(rule.to_owned(), target.to_owned()))
     }
 
     /// Sends a replayed event to every target of `rule`; returns how many took it.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -236,20 +237,24 @@ pub struct RedriveOut {
     not_found: Vec<String>,
     /// Ids whose rule or target no longer exists.
     no_target: Vec<String>,
+    /// With `all`: how many dead letters have no rule or target any more (they stay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_target_count: Option<usize>,
 }
 
 /// Dead letters read at once by a redrive of all of them.
 const REDRIVE_PAGE: i64 = 256;
 
-/// Hands dead letters back to their targets.
+/// Hands dead letters back to their targets: by ids (200, once handed over), or all of
+/// them (202, handed over in the background; 409 while a previous one still runs).
 #[utoipa::path(post, path = "/v1/buses/{bus}/dead-letters/redrive", tag = "deliveries", request_body = RedriveIn,
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
-    responses((status = 200, body = RedriveOut), (status = 400, description = "malformed JSON"), (status = 404), (status = 413), (status = 415), (status = 422)))]
+    responses((status = 200, body = RedriveOut), (status = 202, body = RedriveOut), (status = 400, description = "malformed JSON"), (status = 404), (status = 409), (status = 413), (status = 415), (status = 422)))]
 async fn redrive(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
     ApiJson(body): ApiJson<RedriveIn>,
-) -> ApiResult<axum::Json<RedriveOut>> {
+) -> ApiResult<(StatusCode, axum::Json<RedriveOut>)> {
     let bus = find_bus(&state, &bus)?;
     if body.all != body.ids.is_empty() {
         return Err(ApiError::new(
@@ -258,48 +263,100 @@ async fn redrive(
             "give either \"ids\" (a non-empty list) or \"all\": true",
         ));
     }
-    let mut not_found = Vec::new();
-    let mut total = 0;
-    let mut no_target: Vec<String> = Vec::new();
     if body.all {
-        // Page by page, oldest id last: memory stays at one page however many there
-        // are. Letters written while this runs (ids above the first page) are not taken.
-        let mut before = i64::MAX;
+        return redrive_all(&state, bus).await;
+    }
+    let mut not_found = Vec::new();
+    let mut ids = Vec::new();
+    for id in &body.ids {
+        match id.parse::<i64>() {
+            Ok(n) => ids.push(n),
+            Err(_) => not_found.push(id.clone()),
+        }
+    }
+    let found = state
+        .meta
+        .get_dead_letters(&bus.settings.name, &ids)
+        .await?;
+    not_found.extend(
+        ids.iter()
+            .filter(|i| !found.iter().any(|d| d.id == **i))
+            .map(i64::to_string),
+    );
+    let total = found.len();
+    let no_target: Vec<String> = bus
+        .dispatch
+        .redrive(found)
+        .await
+        .iter()
+        .map(i64::to_string)
+        .collect();
+    Ok((
+        StatusCode::OK,
+        axum::Json(RedriveOut {
+            redriven: total - no_target.len(),
+            not_found,
+            no_target,
+            no_target_count: None,
+        }),
+    ))
+}
+
+/// Every dead letter of the bus, handed back in the background, a page at a time: the
+/// answer (202) says how many will be retried and how many have no target any more (they
+/// stay dead letters). Letters written after the request are not taken.
+async fn redrive_all(
+    state: &Arc<AppState>,
+    bus: Arc<crate::buses::Bus>,
+) -> ApiResult<(StatusCode, axum::Json<RedriveOut>)> {
+    use std::sync::atomic::Ordering;
+    let (top, counts) = state.meta.dead_letter_counts(&bus.settings.name).await?;
+    if bus.dispatch.redriving_all.swap(true, Ordering::AcqRel) {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "redrive_running",
+            "a redrive of every dead letter of this bus is still running",
+        ));
+    }
+    let (mut redriven, mut orphaned) = (0usize, 0usize);
+    for (rule, target, n) in &counts {
+        let n = usize::try_from(*n).unwrap_or(0);
+        if bus.dispatch.delivers_to(rule, target) {
+            redriven += n;
+        } else {
+            orphaned += n;
+        }
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut before = top.saturating_add(1);
         loop {
-            let page = state
+            let page = match state
                 .meta
                 .list_dead_letters(&bus.settings.name, before, REDRIVE_PAGE)
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(bus = %bus.settings.name, error = %e, "redriving dead letters stopped");
+                    break;
+                }
+            };
             let Some(last) = page.last() else { break };
             before = last.id;
-            total += page.len();
-            no_target.extend(bus.dispatch.redrive(page).await.iter().map(i64::to_string));
+            bus.dispatch.redrive(page).await;
         }
-    } else {
-        let mut ids = Vec::new();
-        for id in &body.ids {
-            match id.parse::<i64>() {
-                Ok(n) => ids.push(n),
-                Err(_) => not_found.push(id.clone()),
-            }
-        }
-        let found = state
-            .meta
-            .get_dead_letters(&bus.settings.name, &ids)
-            .await?;
-        not_found.extend(
-            ids.iter()
-                .filter(|i| !found.iter().any(|d| d.id == **i))
-                .map(i64::to_string),
-        );
-        total = found.len();
-        no_target.extend(bus.dispatch.redrive(found).await.iter().map(i64::to_string));
-    }
-    Ok(axum::Json(RedriveOut {
-        redriven: total - no_target.len(),
-        not_found,
-        no_target,
-    }))
+        bus.dispatch.redriving_all.store(false, Ordering::Release);
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(RedriveOut {
+            redriven,
+            not_found: Vec::new(),
+            no_target: Vec::new(),
+            no_target_count: Some(orphaned),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
