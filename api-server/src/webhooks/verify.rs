@@ -141,7 +141,10 @@ fn timestamp(text: &str, now_s: i64) -> Result<&str, String> {
     let ts: i64 = text
         .parse()
         .map_err(|_| format!("the timestamp {text:?} is not a number of seconds"))?;
-    if (now_s - ts).abs() > TOLERANCE_SECONDS {
+    // `abs_diff`, not `(now_s - ts).abs()`: the sender picks `ts`, and a subtraction far
+    // out of range overflowed (a panic in debug builds; in release, a difference of exactly
+    // 2^63 wrapped to i64::MIN, whose `abs()` is negative and passed the check).
+    if now_s.abs_diff(ts) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(format!(
             "the timestamp is more than {TOLERANCE_SECONDS} s away from the server's clock"
         ));
@@ -176,3 +179,24 @@ fn hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `api-server/fuzz` (webhook_verify): timestamps far from the clock overflowed
+    /// the subtraction.
+    #[test]
+    fn timestamps_far_out_of_range_are_refused() {
+        let now = 1_700_000_000_i64;
+        assert_eq!(timestamp("1700000300", now), Ok("1700000300"));
+        assert_eq!(timestamp("1699999700", now), Ok("1699999700"));
+        let too_far =
+            Err("the timestamp is more than 300 s away from the server's clock".to_owned());
+        assert_eq!(timestamp("1700000301", now), too_far);
+        assert_eq!(timestamp("-9223372036854775808", now), too_far);
+        assert_eq!(timestamp("9223372036854775807", -now), too_far);
+        // A difference of exactly 2^63 (i64::MIN when wrapped).
+        let wraps = (now - i64::MAX - 1).to_string();
+        assert_eq!(timestamp(&wraps, now), too_far);
+    }
+}
