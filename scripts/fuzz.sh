@@ -90,7 +90,9 @@ for manifest in */fuzz/Cargo.toml; do
             line="fuzz: $crate/$target ok: ${execs:-?} execs in ${time_s} s, ${rate:-?} execs/s"
         else
             failed=$((failed + 1))
-            tail -n 60 "$log"
+            # What went wrong (the panic message or sanitizer report), then how it ended.
+            grep -E -A3 "panicked at|ERROR:" "$log" | head -n 30 || true
+            tail -n 15 "$log"
             crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
             line="fuzz: $crate/$target FAILED (exit $status) after ${execs:-?} execs; input: ${crash:-none written, see the log above}"
         fi
