@@ -62,7 +62,13 @@ for manifest in */fuzz/Cargo.toml; do
     [[ ${#selected[@]} -eq 0 ]] && continue
 
     start=$(date +%s)
-    (cd "$crate" && cargo fuzz build "${sanitizer[@]}")
+    if ! (cd "$crate" && cargo fuzz build "${sanitizer[@]}"); then
+        # Its targets count as failed; the other crates still run.
+        failed=$((failed + ${#selected[@]}))
+        summary+=("fuzz: $crate/fuzz FAILED to build (${selected[*]})")
+        echo "${summary[-1]}"
+        continue
+    fi
     echo "fuzz: built $crate/fuzz (sanitizer: ${sanitizer[1]}) in $(($(date +%s) - start)) s"
 
     for target in "${selected[@]}"; do
