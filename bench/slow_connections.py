@@ -9,6 +9,11 @@ import sys
 import time
 
 
+def open_fds(pid):
+    import os
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -54,7 +59,11 @@ async def main():
     conns.clear()
     await asyncio.sleep(3)
     after = rss_mib(pid)
-    print(f"RSS idle {idle:.1f} MiB, while held {held:.1f} MiB, 3 s after closing {after:.1f} MiB")
+    await asyncio.sleep(12)
+    later = rss_mib(pid)
+    print(f"server descriptors open 15 s after closing: {open_fds(pid)}")
+    print(f"RSS idle {idle:.1f} MiB, while held {held:.1f} MiB, "
+          f"3 s after closing {after:.1f} MiB, 15 s after {later:.1f} MiB")
 
 
 asyncio.run(main())

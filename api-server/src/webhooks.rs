@@ -5,12 +5,13 @@
 //! `webhook-id`, GitHub's `X-GitHub-Delivery`, Stripe's event `id`), so a provider's
 //! redelivery is a duplicate on the bus, not a second event.
 
+mod verify;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use hmac::Mac;
 use jsonpath_rust::parser::model::JpQuery;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -18,49 +19,7 @@ use switchyard_core::StructureError;
 
 use crate::meta::{MetaStore, WebhookRow};
 use crate::named::Named;
-
-/// How far a signed timestamp may be from our clock (Standard Webhooks and Stripe both
-/// recommend five minutes).
-pub const TOLERANCE_SECONDS: i64 = 300;
-/// The generic scheme's signature header unless the webhook names another.
-pub const DEFAULT_HMAC_HEADER: &str = "x-signature";
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-/// Signature schemes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`; secret `whsec_…`.
-    StandardWebhooks,
-    /// `X-Hub-Signature-256: sha256=<hex>` over the body.
-    Github,
-    /// `Stripe-Signature: t=<ts>,v1=<hex>` over `"{t}.{body}"`.
-    Stripe,
-    /// A header (default `x-signature`) with the HMAC-SHA256 of the body, hex (optionally
-    /// `sha256=`-prefixed) or base64.
-    HmacSha256,
-}
-
-impl Scheme {
-    pub fn parse(s: &str) -> Option<Scheme> {
-        Some(match s {
-            "standard-webhooks" => Scheme::StandardWebhooks,
-            "github" => Scheme::Github,
-            "stripe" => Scheme::Stripe,
-            "hmac-sha256" => Scheme::HmacSha256,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::StandardWebhooks => "standard-webhooks",
-            Scheme::Github => "github",
-            Scheme::Stripe => "stripe",
-            Scheme::HmacSha256 => "hmac-sha256",
-        }
-    }
-}
+pub use verify::{Scheme, Verify};
 
 /// Where the event's `type` comes from.
 #[derive(Debug, Clone)]
@@ -80,15 +39,6 @@ pub struct Webhook {
     pub verify: Option<Verify>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Verify {
-    pub scheme: Scheme,
-    /// The key bytes (Standard Webhooks secrets are decoded from base64).
-    key: Vec<u8>,
-    /// The generic scheme's header.
-    pub header: Option<String>,
 }
 
 /// The type of an event received on a webhook without `type_from`.
@@ -192,60 +142,11 @@ impl Webhook {
         let Some(v) = &self.verify else {
             return Ok(());
         };
-        match v.scheme {
-            Scheme::StandardWebhooks => {
-                let id = header(headers, "webhook-id")?;
-                let ts = timestamp(header(headers, "webhook-timestamp")?, now_s)?;
-                let signatures = header(headers, "webhook-signature")?;
-                let expected = mac(&v.key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
-                let any = signatures.split_whitespace().any(|s| {
-                    s.strip_prefix("v1,")
-                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                        .is_some_and(|sig| verify_mac(&expected, &sig))
-                });
-                any.then_some(())
-                    .ok_or_else(|| "no v1 signature in webhook-signature matches".to_owned())
-            }
-            Scheme::Github => {
-                let value = header(headers, "x-hub-signature-256")?;
-                let sig = value
-                    .strip_prefix("sha256=")
-                    .and_then(hex)
-                    .ok_or("x-hub-signature-256 is not sha256=<hex>")?;
-                verify_mac(&mac(&v.key, &[body]), &sig)
-                    .then_some(())
-                    .ok_or_else(|| "x-hub-signature-256 does not match".to_owned())
-            }
-            Scheme::Stripe => {
-                let value = header(headers, "stripe-signature")?;
-                let mut t = None;
-                let mut sigs = Vec::new();
-                for part in value.split(',') {
-                    match part.trim().split_once('=') {
-                        Some(("t", ts)) => t = Some(ts),
-                        Some(("v1", s)) => sigs.extend(hex(s)),
-                        _ => {}
-                    }
-                }
-                let ts = timestamp(t.ok_or("stripe-signature has no t=")?, now_s)?;
-                let expected = mac(&v.key, &[ts.as_bytes(), b".", body]);
-                sigs.iter()
-                    .any(|s| verify_mac(&expected, s))
-                    .then_some(())
-                    .ok_or_else(|| "no v1 signature in stripe-signature matches".to_owned())
-            }
-            Scheme::HmacSha256 => {
-                let name = v.header.as_deref().unwrap_or(DEFAULT_HMAC_HEADER);
-                let value = header(headers, name)?;
-                let value = value.strip_prefix("sha256=").unwrap_or(value);
-                let sig = hex(value)
-                    .or_else(|| base64::engine::general_purpose::STANDARD.decode(value).ok())
-                    .ok_or_else(|| format!("{name} is neither hex nor base64"))?;
-                verify_mac(&mac(&v.key, &[body]), &sig)
-                    .then_some(())
-                    .ok_or_else(|| format!("{name} does not match"))
-            }
-        }
+        v.verify(
+            |name| headers.get(name).and_then(|v| v.to_str().ok()),
+            body,
+            now_s,
+        )
     }
 
     /// Wraps a received body into a CloudEvent (JSON format). The error is a client
@@ -357,55 +258,6 @@ impl Webhook {
                 .or_else(|| from_header("idempotency-key")),
         }
     }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("missing {name} header"))
-}
-
-/// A signed timestamp within tolerance, as the text that was signed.
-fn timestamp(text: &str, now_s: i64) -> Result<&str, String> {
-    let ts: i64 = text
-        .parse()
-        .map_err(|_| format!("the timestamp {text:?} is not a number of seconds"))?;
-    if (now_s - ts).abs() > TOLERANCE_SECONDS {
-        return Err(format!(
-            "the timestamp is more than {TOLERANCE_SECONDS} s away from the server's clock"
-        ));
-    }
-    Ok(text)
-}
-
-/// HMAC-SHA256 over the parts; `None` only if the key were refused, which HMAC never does.
-fn mac(key: &[u8], parts: &[&[u8]]) -> Option<HmacSha256> {
-    let mut m = HmacSha256::new_from_slice(key).ok()?;
-    for p in parts {
-        m.update(p);
-    }
-    Some(m)
-}
-
-/// Constant-time comparison of the expected MAC with a presented signature.
-fn verify_mac(expected: &Option<HmacSha256>, presented: &[u8]) -> bool {
-    expected
-        .clone()
-        .is_some_and(|m| m.verify_slice(presented).is_ok())
-}
-
-fn hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) || text.is_empty() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The webhooks of this server, checked once and cached; SQL is the record.

@@ -21,3 +21,6 @@ pub use index::{
 pub use log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 pub use memory::MemoryLog;
 pub use segmented::{SegmentedLog, SegmentedOptions};
+/// Frame decoding of the segmented log, public for the fuzz crate only (`event-store/fuzz`).
+#[doc(hidden)]
+pub use segmented::{decode_frame, frame_len};

@@ -30,6 +30,20 @@ use crate::log::{
 use segment::{Segment, io_err};
 use writer::Command;
 
+/// The length of the frame that starts `buf`, from its header (`None` if `buf` is shorter
+/// than a header). Public only so that `event-store/fuzz` can fuzz frame decoding; not API.
+#[doc(hidden)]
+pub fn frame_len(buf: &[u8]) -> Option<Result<usize, String>> {
+    frame::frame_len(buf)
+}
+
+/// Decodes `buf`, exactly one frame as read back from a segment file, checking its length
+/// and CRC. Public only so that `event-store/fuzz` can fuzz frame decoding; not API.
+#[doc(hidden)]
+pub fn decode_frame(buf: &[u8]) -> Result<Record, String> {
+    frame::decode(buf)
+}
+
 /// Options of the embedded log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentedOptions {

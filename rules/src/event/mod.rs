@@ -318,6 +318,21 @@ mod tests {
         assert_eq!(trails, vec![vec![], vec![(0, 0)], vec![(0, 1)]]);
     }
 
+    /// Found by `rules/fuzz` (event_matcher): escapes that decode to control characters,
+    /// in keys and values, were refused as "control character in string".
+    #[test]
+    fn escaped_control_characters_are_valid() {
+        let json = r#"{"a\b\\l": "x\ny\t\u0001", "b": "\u00e9\r"}"#;
+        let (p, f, r) = read(&["a\u{8}\\l", "b"], json);
+        r.unwrap();
+        assert_eq!(values(&p, &f, json, "a\u{8}\\l"), vec!["x\ny\t\u{1}"]);
+        assert_eq!(values(&p, &f, json, "b"), vec!["é\r"]);
+        let (_, _, r) = read(&["a"], "{\"a\": \"x\ny\"}");
+        assert!(matches!(r, Err(EventError::InvalidJson { .. })), "{r:?}");
+        let (_, _, r) = read(&["a"], "{\"a\": \"\\n\u{1}\"}");
+        assert!(matches!(r, Err(EventError::InvalidJson { .. })), "{r:?}");
+    }
+
     #[test]
     fn errors() {
         for bad in [

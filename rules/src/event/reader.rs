@@ -271,14 +271,18 @@ impl<'a> Reader<'a> {
             let Some(n) = scan::quote_or_backslash(rest, 0) else {
                 return Err(self.err("unterminated string"));
             };
+            // Only the raw text between escapes may not hold control characters: `\n`, `\t`
+            // or `\u0001` are valid JSON and decode to one. (A backslash or quote never falls
+            // inside a UTF-8 sequence, so checking piece by piece checks the UTF-8 too.)
+            check_string(&rest[..n]).map_err(|reason| EventError::InvalidJson {
+                offset: start,
+                reason,
+            })?;
             buf.extend_from_slice(&rest[..n]);
             self.i += n;
             if rest[n] == b'"' {
                 self.i += 1;
-                return check_string(buf).map_err(|reason| EventError::InvalidJson {
-                    offset: start,
-                    reason,
-                });
+                return Ok(());
             }
             // A backslash.
             let Some(&escape) = self.b.get(self.i + 1) else {
