@@ -60,6 +60,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let trimmer = tokio::spawn(trim_after_bursts(permits.clone(), limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -96,6 +97,7 @@ pub async fn run(
         });
     }
     drop(listener);
+    trimmer.abort();
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()
@@ -106,6 +108,42 @@ pub async fn run(
         );
     }
 }
+
+/// Connections that must have closed since the last look before freed memory is handed
+/// back to the OS.
+const TRIM_AFTER_CLOSED: usize = 1024;
+
+/// Hands memory back to the OS after a burst of connections has gone: glibc's malloc keeps
+/// freed heap pages for reuse, so 10,000 half-open connections (about 15 KiB each in the
+/// parser's buffers) would otherwise leave the process ~150 MiB larger for good.
+async fn trim_after_bursts(permits: Arc<Semaphore>, max: usize) {
+    let mut peak = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let open = max.saturating_sub(permits.available_permits());
+        peak = peak.max(open);
+        if peak.saturating_sub(open) >= TRIM_AFTER_CLOSED {
+            peak = open;
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: malloc_trim takes no pointers; it walks glibc's own arenas under their locks
+    // and returns whole free pages to the kernel (glibc >= 2.8).
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 /// Answers a connection over the cap with 503 and closes it, within a second or two.
 async fn refuse(mut stream: TcpStream) {
