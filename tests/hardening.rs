@@ -748,3 +748,53 @@ async fn redrive_all_runs_in_the_background() {
         .count();
     assert_eq!(delivered, 600);
 }
+
+/// An IPv6 address that embeds an internal IPv4 address is internal too: IPv4-compatible
+/// (`::127.0.0.1`, which some stacks still route to 127.0.0.1), IPv4-mapped, NAT64.
+#[tokio::test]
+async fn embedded_internal_addresses_are_refused() {
+    let s = Server::start(Backend::Sqlite).await;
+    let hosts = ["[::127.0.0.1]", "[::ffff:127.0.0.1]", "[64:ff9b::a00:1]"];
+    let targets: Vec<Value> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            json!({"id": format!("t{i}"), "kind": "http", "http": {"url": format!("http://{host}:9/hook")}})
+        })
+        .collect();
+    s.put_rule(
+        "default",
+        "r",
+        json!({"pattern": {"type": ["test.event"]}, "targets": targets}),
+    )
+    .await;
+    assert_eq!(
+        s.publish("default", &event("e1", json!({}))).await.status,
+        200
+    );
+    let steps = crate::receiver::eventually(Duration::from_secs(10), || async {
+        let t = s
+            .call(Method::GET, "/v1/buses/default/events/e1/trace", None, 200)
+            .await;
+        let steps = t["timeline"].as_array().cloned().unwrap_or_default();
+        let dead = steps
+            .iter()
+            .filter(|st| st["stage"] == "dead_lettered")
+            .count();
+        (dead == hosts.len()).then_some(steps)
+    })
+    .await;
+    let mut errors: Vec<String> = steps
+        .iter()
+        .filter(|st| st["stage"] == "dead_lettered")
+        .map(|st| st["error"].as_str().unwrap().to_owned())
+        .collect();
+    errors.sort();
+    // Rust writes the IPv4-compatible form in hex.
+    let mut expected: Vec<String> = ["::7f00:1", "::ffff:127.0.0.1", "64:ff9b::a00:1"]
+        .iter()
+        .map(|ip| format!("not retryable: refused to connect to {ip}: loopback, private and link-local addresses need --target-allow-cidr"))
+        .collect();
+    expected.sort();
+    assert_eq!(errors, expected);
+}
