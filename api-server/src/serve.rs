@@ -355,15 +355,17 @@ pub async fn body_deadline(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > bounds.max_body as u64) {
-        return crate::error::ApiError::new(
-            switchyard_core::ErrorKind::TooLarge,
-            "too_large",
-            format!(
-                "the request body is over the limit of {} bytes",
-                bounds.max_body
-            ),
-        )
-        .into_response();
+        return closing(
+            crate::error::ApiError::new(
+                switchyard_core::ErrorKind::TooLarge,
+                "too_large",
+                format!(
+                    "the request body is over the limit of {} bytes",
+                    bounds.max_body
+                ),
+            )
+            .into_response(),
+        );
     }
     let req = req.map(|inner| {
         Body::new(Deadline {
@@ -372,7 +374,22 @@ pub async fn body_deadline(
             sleep: Box::pin(tokio::time::sleep(bounds.timeout)),
         })
     });
-    next.run(req).await
+    let response = next.run(req).await;
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => closing(response),
+        _ => response,
+    }
+}
+
+/// A refusal made before the body was read: the rest of the body may still be on its way,
+/// so the connection cannot carry another request; say so, or a client would reuse it and
+/// find it closed under its next request.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// What [`body_deadline`] enforces.
