@@ -454,7 +454,12 @@ async fn errors_below_the_router_are_json() {
         .expect("413 before the body");
     assert!(early.starts_with("HTTP/1.1 413 "), "{early}");
     // The unread body may still be coming: the connection is not reused.
-    assert!(early.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{early}");
+    assert!(
+        early
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{early}"
+    );
     assert_eq!(json_body(&early)["error"]["code"], "too_large");
 }
 
