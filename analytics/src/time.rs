@@ -1,7 +1,7 @@
 //! Instants as the query language and analytics read and write them: milliseconds since
 //! the Unix epoch, like the log's `received_at_ms`.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat};
+use chrono::NaiveDate;
 
 /// Milliseconds since the Unix epoch for an RFC 3339 timestamp
 /// (`2024-01-31T12:00:00.250+01:00`) or a bare date (`2024-01-31`, midnight UTC). Sub-
@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat};
 /// assert_eq!(parse_timestamp_ms("yesterday"), None);
 /// ```
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_millis());
+    if let Some(ms) = switchyard_core::time::parse_rfc3339_ms(text) {
+        return Some(ms);
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
@@ -23,9 +23,7 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
 
 /// An instant as RFC 3339 in UTC with milliseconds: `2024-01-31T12:00:00.000Z`.
 pub fn format_timestamp_ms(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    switchyard_core::time::format_ms(ms)
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! down in order (stop accepting, drain requests, close logs, close the metadata store).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use switchyard_core::Limits;
+use switchyard_core::time::now_ms;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -33,12 +34,6 @@ pub struct AppState {
     pub keys: crate::keys::Keys,
     /// A handle on this state for parts that are owned by it (the `bus` target).
     pub me: std::sync::Weak<AppState>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {

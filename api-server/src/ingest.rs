@@ -9,12 +9,13 @@ use switchyard_core::CloudEvent;
 use switchyard_event_store::{Appended, LogError, NewRecord};
 use switchyard_schema_registry::Violation;
 
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::buses::Bus;
 use crate::dispatch::journal::{Entry, Stage};
 use crate::meta::SchemaValidation;
 use crate::metrics::{BusLabel, RuleLabels, SchemaLabels};
 use crate::schemas::{SAMPLES, Sighting};
+use switchyard_core::time::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

@@ -10,8 +10,8 @@ use serde_json::Value;
 use switchyard_schema_registry::{Caps, Discovered, SchemaError, Validator};
 use tokio::sync::mpsc;
 
-use crate::app::now_ms;
 use crate::meta::{MetaStore, SchemaSubject, SchemaVersionRow};
+use switchyard_core::time::now_ms;
 
 /// Events of one (source, type) in one publish request, with a few samples for discovery.
 pub struct Sighting {

@@ -64,7 +64,7 @@ impl Event {
         Event {
             record: Record {
                 offset,
-                received_at_ms: crate::app::now_ms(),
+                received_at_ms: switchyard_core::time::now_ms(),
                 source: text("source"),
                 id: text("id"),
                 payload,

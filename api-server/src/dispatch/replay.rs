@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{BusDispatch, Event};
-use crate::app::now_ms;
 use crate::ruleset::RuleSet;
+use switchyard_core::time::now_ms;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -99,13 +99,13 @@ pub fn start(
     let progress = Progress {
         id: id.clone(),
         status: Status::Running,
-        from: crate::routes::events::format_ms(from_ms),
-        to: crate::routes::events::format_ms(to_ms),
+        from: switchyard_core::time::format_ms(from_ms),
+        to: switchyard_core::time::format_ms(to_ms),
         rule: rule.clone(),
         scanned: 0,
         matched: 0,
         deliveries: 0,
-        started_at: crate::routes::events::format_ms(now_ms()),
+        started_at: switchyard_core::time::format_ms(now_ms()),
         finished_at: None,
         error: None,
     };
@@ -113,7 +113,7 @@ pub fn start(
     tokio::spawn(async move {
         let result = run(&dispatch, &rules, &id, from_ms, to_ms, rule.as_deref()).await;
         dispatch.replays.update(&id, |p| {
-            p.finished_at = Some(crate::routes::events::format_ms(now_ms()));
+            p.finished_at = Some(switchyard_core::time::format_ms(now_ms()));
             match result {
                 Ok(()) => p.status = Status::Done,
                 Err(e) => {

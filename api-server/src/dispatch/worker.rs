@@ -18,11 +18,12 @@ use super::journal::{Entry, Stage};
 use super::retry_queue::RetryQueue;
 use super::subscription::{Inbox, Resend, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::meta::DeadLetter;
 use crate::metrics::DeliveryLabels;
 use crate::telemetry;
 use prometheus_client::metrics::counter::Counter;
+use switchyard_core::time::now_ms;
 
 struct Task {
     event: Arc<Event>,

@@ -14,11 +14,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
-use super::events::format_ms;
 use super::extract::read_body;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::search;
+use switchyard_core::time::format_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

@@ -12,10 +12,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::buses::{Bus, DEFAULT_BUS, DEFAULT_RETENTION_HOURS};
 use crate::error::{ApiError, ApiResult};
 use crate::meta::{BusSettings, SchemaValidation};
+use switchyard_core::time::now_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

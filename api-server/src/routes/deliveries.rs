@@ -13,11 +13,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
-use super::events::{EventRecord, GetParams, format_ms, json_response, lookup, to_record};
+use super::events::{EventRecord, GetParams, json_response, lookup, to_record};
 use super::extract::{ApiJson, ApiQuery, page_limit, parse_cursor};
 use crate::app::AppState;
 use crate::dispatch::journal::Entry;
 use crate::error::{ApiError, ApiResult};
+use switchyard_core::time::format_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use switchyard_core::cloudevent::{self, BinaryEvent};
+use switchyard_core::time::format_ms;
 use switchyard_core::{BatchError, CloudEvent, ErrorKind, EventError};
 use switchyard_event_store::{Appended, Record};
 use utoipa::{IntoParams, ToSchema};
@@ -287,12 +288,6 @@ pub fn json_response<T: Serialize>(value: &T) -> ApiResult<Response> {
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-pub fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -423,14 +418,12 @@ async fn search_page(
 }
 
 fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("{name} {value:?} is not an RFC 3339 timestamp"),
-            )
-        })
+    switchyard_core::time::parse_rfc3339_ms(value).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("{name} {value:?} is not an RFC 3339 timestamp"),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -15,12 +15,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::format_ms;
 use super::extract::{ApiQuery, parse_json, read_body};
 use super::openapi::Binary;
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::functions::{DeployError, Deployed, MAX_MODULE_BYTES, RunError, output_value};
+use switchyard_core::time::format_ms;
+use switchyard_core::time::now_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

@@ -12,11 +12,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::format_ms;
 use super::extract::ApiJson;
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{ApiKey, Role};
+use switchyard_core::time::format_ms;
+use switchyard_core::time::now_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

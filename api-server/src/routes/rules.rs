@@ -14,11 +14,12 @@ use utoipa_axum::routes;
 
 use super::buses::{find_bus, parse_name};
 use super::extract::ApiJson;
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::auth::Caller;
 use crate::buses::Bus;
 use crate::error::{ApiError, ApiResult};
 use crate::meta::StoredRule;
+use switchyard_core::time::now_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -160,8 +161,8 @@ fn rule_out(r: &StoredRule, inactive: Option<&str>) -> RuleOut {
         // Both were validated JSON when stored.
         pattern: serde_json::from_str(&r.pattern).unwrap_or(Value::Null),
         targets: serde_json::from_str(&r.targets).unwrap_or_default(),
-        created_at: super::events::format_ms(r.created_at_ms),
-        updated_at: super::events::format_ms(r.updated_at_ms),
+        created_at: switchyard_core::time::format_ms(r.created_at_ms),
+        updated_at: switchyard_core::time::format_ms(r.updated_at_ms),
     }
 }
 

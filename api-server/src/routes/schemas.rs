@@ -12,11 +12,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::format_ms;
 use super::extract::{ApiJson, ApiQuery};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::schemas::DeclareError;
+use switchyard_core::time::format_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

@@ -13,14 +13,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::{Published, append_events, format_ms};
+use super::events::{Published, append_events};
 use super::extract::{ApiJson, read_body};
 use super::openapi::Binary;
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::meta::WebhookRow;
 use crate::metrics::WebhookLabels;
 use crate::webhooks::{BodyError, Webhook};
+use switchyard_core::time::format_ms;
+use switchyard_core::time::now_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
