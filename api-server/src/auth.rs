@@ -11,9 +11,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use switchyard_core::ErrorKind;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::keys::Role;
+use crate::state::AppState;
 
 /// Reads the admin key from `<data-dir>/admin.key`, generating it (mode 0600) on first
 /// start. The key is never printed.

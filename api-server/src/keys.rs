@@ -12,8 +12,8 @@ use std::sync::Arc;
 use axum::http::Method;
 use sha2::{Digest, Sha256};
 
-use crate::meta::{ApiKeyRow, MetaStore};
-use crate::named::Named;
+use switchyard_engine::meta::{ApiKeyRow, MetaStore};
+use switchyard_engine::named::Named;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

@@ -2,25 +2,14 @@
 
 mod app;
 mod auth;
-mod buses;
 mod config;
-mod dispatch;
 mod error;
-mod functions;
-mod indexer;
-mod ingest;
 mod keys;
-mod meta;
-mod metrics;
-mod named;
 mod redact;
 mod routes;
-mod ruleset;
-mod schemas;
 mod search;
 mod serve;
-mod telemetry;
-mod webhooks;
+mod state;
 
 use clap::Parser as _;
 

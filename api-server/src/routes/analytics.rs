@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 
 use super::buses::find_bus;
 use super::extract::read_body;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::search;
+use crate::state::AppState;
 use switchyard_core::time::format_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -40,7 +40,7 @@ async fn delivery_analytics(
     let body = read_body(body, 64 * 1024).await?;
     let mut value: Value = super::extract::parse_json(&body)?;
     let bus = match value.as_object_mut().and_then(|o| o.remove("bus")) {
-        None => crate::buses::DEFAULT_BUS.to_owned(),
+        None => switchyard_engine::buses::DEFAULT_BUS.to_owned(),
         Some(Value::String(b)) => b,
         Some(_) => {
             return Err(ApiError::new(

@@ -12,11 +12,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use crate::app::AppState;
-use crate::buses::{Bus, DEFAULT_BUS, DEFAULT_RETENTION_HOURS};
 use crate::error::{ApiError, ApiResult};
-use crate::meta::{BusSettings, SchemaValidation};
+use crate::state::AppState;
 use switchyard_core::time::now_ms;
+use switchyard_engine::buses::{Bus, DEFAULT_BUS, DEFAULT_RETENTION_HOURS};
+use switchyard_engine::meta::{BusSettings, SchemaValidation};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -72,6 +72,7 @@ impl From<&Bus> for BusOut {
 /// Looks up a bus by the name in a URL, or answers 404.
 pub fn find_bus(state: &AppState, name: &str) -> ApiResult<Arc<Bus>> {
     state
+        .engine
         .buses
         .get(name)
         .ok_or_else(|| ApiError::not_found("bus", name))
@@ -86,6 +87,7 @@ pub fn parse_name(kind: &str, name: &str) -> ApiResult<Name> {
     responses((status = 200, body = BusList)))]
 async fn list_buses(State(state): State<Arc<AppState>>) -> Json<BusList> {
     let buses = state
+        .engine
         .buses
         .all()
         .iter()
@@ -112,21 +114,17 @@ async fn put_bus(
             format!("retention_hours must be between 1 and 87600, got {retention_hours}"),
         ));
     }
-    let _turn = state.buses.lifecycle().await;
+    let _turn = state.engine.buses.lifecycle().await;
     let settings = BusSettings {
         name: name.to_string(),
         description: body.description,
         retention_hours,
         schema_validation: body.schema_validation.unwrap_or(SchemaValidation::Off),
     };
-    let created = state.meta.put_bus(&settings, now_ms()).await?;
-    let bus = state.buses.install(settings)?;
-    if created && let Some(me) = state.me.upgrade() {
-        crate::dispatch::start(&me, &bus)
-            .await
-            .map_err(ApiError::internal)?;
-        bus.indexer.start();
-        bus.delivery_indexer.start();
+    let created = state.engine.meta.put_bus(&settings, now_ms()).await?;
+    let bus = state.engine.buses.install(settings)?;
+    if created {
+        bus.start().await.map_err(ApiError::internal)?;
     }
     let status = if created {
         StatusCode::CREATED
@@ -160,9 +158,9 @@ async fn delete_bus(
             "the default bus always exists and cannot be deleted",
         ));
     }
-    let _turn = state.buses.lifecycle().await;
+    let _turn = state.engine.buses.lifecycle().await;
     find_bus(&state, &name)?;
-    state.meta.delete_bus(&name).await?;
-    state.buses.remove(&name).await?;
+    state.engine.meta.delete_bus(&name).await?;
+    state.engine.buses.remove(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,10 +15,10 @@ use utoipa_axum::routes;
 use super::buses::find_bus;
 use super::events::{EventRecord, GetParams, json_response, lookup, to_record};
 use super::extract::{ApiJson, ApiQuery, page_limit, parse_cursor};
-use crate::app::AppState;
-use crate::dispatch::journal::Entry;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use switchyard_core::time::format_ms;
+use switchyard_engine::dispatch::journal::Entry;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -81,12 +81,12 @@ impl<'a> Step<'a> {
 
     fn from_entry(e: &'a Entry) -> Step<'a> {
         let stage = match e.stage {
-            crate::dispatch::journal::Stage::Transformed => "transformed",
-            crate::dispatch::journal::Stage::Attempt => "attempt",
-            crate::dispatch::journal::Stage::RetryScheduled => "retry_scheduled",
-            crate::dispatch::journal::Stage::Delivered => "delivered",
-            crate::dispatch::journal::Stage::DeadLettered => "dead_lettered",
-            crate::dispatch::journal::Stage::SchemaViolation => "schema_violation",
+            switchyard_engine::dispatch::journal::Stage::Transformed => "transformed",
+            switchyard_engine::dispatch::journal::Stage::Attempt => "attempt",
+            switchyard_engine::dispatch::journal::Stage::RetryScheduled => "retry_scheduled",
+            switchyard_engine::dispatch::journal::Stage::Delivered => "delivered",
+            switchyard_engine::dispatch::journal::Stage::DeadLettered => "dead_lettered",
+            switchyard_engine::dispatch::journal::Stage::SchemaViolation => "schema_violation",
         };
         let named = |s: &'a str| (!s.is_empty()).then_some(s);
         Step {
@@ -188,6 +188,7 @@ async fn list_dead_letters(
     let limit = page_limit(params.limit)? as i64;
     let before = parse_cursor::<i64>(params.cursor.as_deref())?.unwrap_or(i64::MAX);
     let letters = state
+        .engine
         .meta
         .list_dead_letters(&bus.settings.name, before, limit + 1)
         .await?;
@@ -276,6 +277,7 @@ async fn redrive(
         }
     }
     let found = state
+        .engine
         .meta
         .get_dead_letters(&bus.settings.name, &ids)
         .await?;
@@ -308,10 +310,14 @@ async fn redrive(
 /// stay dead letters). Letters written after the request are not taken.
 async fn redrive_all(
     state: &Arc<AppState>,
-    bus: Arc<crate::buses::Bus>,
+    bus: Arc<switchyard_engine::buses::Bus>,
 ) -> ApiResult<(StatusCode, axum::Json<RedriveOut>)> {
     use std::sync::atomic::Ordering;
-    let (top, counts) = state.meta.dead_letter_counts(&bus.settings.name).await?;
+    let (top, counts) = state
+        .engine
+        .meta
+        .dead_letter_counts(&bus.settings.name)
+        .await?;
     if bus.dispatch.redriving_all.swap(true, Ordering::AcqRel) {
         return Err(ApiError::new(
             ErrorKind::Conflict,
@@ -333,6 +339,7 @@ async fn redrive_all(
         let mut before = top.saturating_add(1);
         loop {
             let page = match state
+                .engine
                 .meta
                 .list_dead_letters(&bus.settings.name, before, REDRIVE_PAGE)
                 .await
@@ -382,7 +389,7 @@ async fn start_replay(
     ApiJson(body): ApiJson<ReplayIn>,
 ) -> ApiResult<(
     axum::http::StatusCode,
-    axum::Json<crate::dispatch::replay::Progress>,
+    axum::Json<switchyard_engine::dispatch::replay::Progress>,
 )> {
     let bus = find_bus(&state, &bus)?;
     let time = |name: &str, v: &str| {
@@ -407,7 +414,7 @@ async fn start_replay(
     {
         return Err(ApiError::not_found("rule", rule));
     }
-    let progress = crate::dispatch::replay::start(
+    let progress = switchyard_engine::dispatch::replay::start(
         bus.dispatch.clone(),
         bus.rules.clone(),
         from,
@@ -420,7 +427,7 @@ async fn start_replay(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplayList {
     #[schema(value_type = Vec<Object>)]
-    replays: Vec<crate::dispatch::replay::Progress>,
+    replays: Vec<switchyard_engine::dispatch::replay::Progress>,
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/replays", tag = "deliveries",
@@ -441,7 +448,7 @@ async fn list_replays(
 async fn get_replay(
     State(state): State<Arc<AppState>>,
     Path((bus, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<crate::dispatch::replay::Progress>> {
+) -> ApiResult<axum::Json<switchyard_engine::dispatch::replay::Progress>> {
     let bus = find_bus(&state, &bus)?;
     bus.dispatch
         .replays
@@ -511,7 +518,7 @@ async fn search_deliveries(
             .pop()
             .filter(|r| r.offset == offset)
         {
-            let mut v = crate::indexer::as_delivery(&r);
+            let mut v = switchyard_engine::indexer::as_delivery(&r);
             if let Some(obj) = v.as_object_mut() {
                 obj.remove("stage");
                 obj.insert(

@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use super::buses::find_bus;
 use super::extract::{ApiQuery, page_limit, parse_cursor, read_body};
 use super::openapi::{Binary, CloudEventJson};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -70,31 +70,43 @@ async fn publish(
     let started = Instant::now();
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, state.config.max_batch_bytes).await?;
-    let mut events = parse_events(&headers, &body, &state.limits)?;
-    let span = crate::telemetry::start_publish(
-        &state.telemetry,
+    let mut events = parse_events(&headers, &body, &state.engine.limits)?;
+    let span = switchyard_engine::telemetry::start_publish(
+        &state.engine.telemetry,
         &bus.settings.name,
-        &headers,
+        traceparent(&headers),
         &mut events,
     );
     let published = append_events(&state, &bus, events, is_batch(&headers)).await;
-    crate::telemetry::end_publish(span, published.as_ref().err().map(|e| e.message.as_str()));
+    switchyard_engine::telemetry::end_publish(
+        span,
+        published.as_ref().err().map(|e| e.message.as_str()),
+    );
     let published = published?;
     state
+        .engine
         .metrics
         .ingest_latency
         .observe(started.elapsed().as_secs_f64());
     Ok(Json(published))
 }
 
+/// The request's `traceparent` header, if it is text.
+pub fn traceparent(headers: &HeaderMap) -> Option<&str> {
+    headers.get("traceparent").and_then(|v| v.to_str().ok())
+}
+
 /// Appends validated events and reports them the way a publish answers (webhooks too).
 pub async fn append_events(
     state: &AppState,
-    bus: &crate::buses::Bus,
+    bus: &switchyard_engine::buses::Bus,
     events: Vec<switchyard_core::CloudEvent>,
     batched: bool,
 ) -> ApiResult<Published> {
-    let appended = crate::ingest::append(state, bus, events)
+    let appended = state
+        .engine
+        .ingest
+        .append(bus, events)
         .await
         .map_err(|e| ingest_error(e, batched))?;
     let events = appended
@@ -126,10 +138,10 @@ fn is_batch(headers: &HeaderMap) -> bool {
 
 /// Schema violations on an enforcing bus are a 422 naming every problem; batches say which
 /// event each one is about.
-fn ingest_error(e: crate::ingest::IngestError, batched: bool) -> ApiError {
+fn ingest_error(e: switchyard_engine::ingest::IngestError, batched: bool) -> ApiError {
     match e {
-        crate::ingest::IngestError::Log(e) => e.into(),
-        crate::ingest::IngestError::Schema(found) => {
+        switchyard_engine::ingest::IngestError::Log(e) => e.into(),
+        switchyard_engine::ingest::IngestError::Schema(found) => {
             let violations: Vec<Value> = found
                 .iter()
                 .flat_map(|(i, vs)| {
@@ -388,7 +400,7 @@ async fn list_events(
 
 /// One page of search results, newest first, read back from the log.
 async fn search_page(
-    bus: &crate::buses::Bus,
+    bus: &switchyard_engine::buses::Bus,
     filter: switchyard_event_store::Filter,
     before: Option<u64>,
     limit: usize,
@@ -449,7 +461,11 @@ async fn get_event(
 }
 
 /// The newest event with this id (and source); 409 when several sources used the id.
-pub async fn lookup(bus: &crate::buses::Bus, id: &str, source: Option<&str>) -> ApiResult<Record> {
+pub async fn lookup(
+    bus: &switchyard_engine::buses::Bus,
+    id: &str,
+    source: Option<&str>,
+) -> ApiResult<Record> {
     let mut found = bus.log.find(id, source).await?;
     let mut sources: Vec<&str> = found.iter().map(|r| r.source.as_str()).collect();
     sources.sort_unstable();

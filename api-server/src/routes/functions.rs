@@ -17,11 +17,13 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, parse_json, read_body};
 use super::openapi::Binary;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{DeployError, Deployed, MAX_MODULE_BYTES, RunError, output_value};
+use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_core::time::now_ms;
+use switchyard_engine::functions::{
+    DeployError, Deployed, MAX_MODULE_BYTES, RunError, output_value,
+};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -65,6 +67,7 @@ pub struct FunctionList {
 #[utoipa::path(get, path = "/v1/functions", tag = "functions", responses((status = 200, body = FunctionList)))]
 async fn list_functions(State(state): State<Arc<AppState>>) -> Json<FunctionList> {
     let functions = state
+        .engine
         .functions
         .list()
         .iter()
@@ -75,6 +78,7 @@ async fn list_functions(State(state): State<Arc<AppState>>) -> Json<FunctionList
 
 fn find(state: &AppState, name: &str) -> ApiResult<Arc<Deployed>> {
     state
+        .engine
         .functions
         .get(name)
         .ok_or_else(|| ApiError::not_found("function", name))
@@ -154,8 +158,9 @@ async fn put_function(
         ));
     }
     let (deployed, created) = state
+        .engine
         .functions
-        .deploy(&state.meta, &name, module.to_vec(), limits, now_ms())
+        .deploy(&state.engine.meta, &name, module.to_vec(), limits, now_ms())
         .await
         .map_err(|e| match e {
             DeployError::Compile(message) => {
@@ -193,7 +198,12 @@ async fn delete_function(
         )
         .with_details(json!({ "rules": users })));
     }
-    if state.functions.remove(&state.meta, &name).await? {
+    if state
+        .engine
+        .functions
+        .remove(&state.engine.meta, &name)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("function", &name))
@@ -203,7 +213,7 @@ async fn delete_function(
 /// `bus/rule` of every rule with a target or transform that runs `function`.
 fn rules_using(state: &AppState, function: &str) -> Vec<String> {
     let mut users = Vec::new();
-    for bus in state.buses.all() {
+    for bus in state.engine.buses.all() {
         for rule in bus.rules().list() {
             let targets: Vec<Value> = serde_json::from_str(&rule.targets).unwrap_or_default();
             let uses = targets.iter().any(|t| {
@@ -255,7 +265,7 @@ async fn invoke_function(
     body: Body,
 ) -> ApiResult<Json<InvokeResult>> {
     find(&state, &name)?;
-    let input = read_body(body, state.limits.max_event_bytes).await?;
+    let input = read_body(body, state.engine.limits.max_event_bytes).await?;
     // The event must be a JSON object, as on a bus; its bytes go to the function as sent.
     if !parse_json::<Value>(&input)?.is_object() {
         return Err(ApiError::new(
@@ -265,6 +275,7 @@ async fn invoke_function(
         ));
     }
     let run = state
+        .engine
         .functions
         .invoke(&name, input.to_vec())
         .await

@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 
 use std::sync::atomic::Ordering;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::{BusLabel, TargetLabels};
+use crate::state::AppState;
+use switchyard_engine::metrics::{BusLabel, TargetLabels};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -43,7 +43,7 @@ async fn healthz() -> Json<Status> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Status), (status = 503)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.meta.ping().await {
+    match state.engine.meta.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!(Status { status: "ready" }))),
         Err(e) => {
             tracing::warn!(error = %e, "metadata store is not answering");
@@ -61,12 +61,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoResponse> {
-    for bus in state.buses.all() {
+    for bus in state.engine.buses.all() {
         let stats = bus.log.stats();
         let label = BusLabel {
             bus: bus.settings.name.clone(),
         };
-        let metrics = &state.metrics;
+        let metrics = &state.engine.metrics;
         metrics
             .log_records
             .get_or_create(&label)
@@ -93,7 +93,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoRespo
                 .set(i64::try_from(backlog).unwrap_or(i64::MAX));
         }
     }
-    let text = state.metrics.encode().map_err(ApiError::internal)?;
+    let text = state.engine.metrics.encode().map_err(ApiError::internal)?;
     Ok((
         [(
             CONTENT_TYPE,

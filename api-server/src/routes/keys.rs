@@ -13,9 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{ApiKey, Role};
+use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_core::time::now_ms;
 
@@ -94,7 +94,7 @@ async fn create_key(
     })?;
     let created = state
         .keys
-        .create(&state.meta, &body.name, role, now_ms())
+        .create(&state.engine.meta, &body.name, role, now_ms())
         .await
         .map_err(ApiError::internal)?;
     match created {
@@ -114,7 +114,7 @@ async fn delete_key(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.keys.revoke(&state.meta, &name).await? {
+    if state.keys.revoke(&state.engine.meta, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("key", &name))

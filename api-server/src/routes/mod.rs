@@ -25,9 +25,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (routes, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -63,7 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 max_body: state
                     .config
                     .max_batch_bytes
-                    .max(crate::functions::MAX_MODULE_BYTES),
+                    .max(switchyard_engine::functions::MAX_MODULE_BYTES),
             },
             crate::serve::body_deadline,
         ))

@@ -14,12 +14,12 @@ use utoipa_axum::routes;
 
 use super::buses::{find_bus, parse_name};
 use super::extract::ApiJson;
-use crate::app::AppState;
 use crate::auth::Caller;
-use crate::buses::Bus;
 use crate::error::{ApiError, ApiResult};
-use crate::meta::StoredRule;
+use crate::state::AppState;
 use switchyard_core::time::now_ms;
+use switchyard_engine::buses::Bus;
+use switchyard_engine::meta::StoredRule;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -323,7 +323,7 @@ async fn put_rule(
 ) -> ApiResult<(StatusCode, Json<RuleOut>)> {
     // Rule writes take turns with bus PUT/DELETE: interleaved with a bus's deletion, a
     // rule row outlived its bus.
-    let _turn = state.buses.lifecycle().await;
+    let _turn = state.engine.buses.lifecycle().await;
     let bus = find_bus(&state, &bus)?;
     let name = parse_name("rule", &rule)?;
     check_pattern(&body.pattern)?;
@@ -343,9 +343,10 @@ async fn put_rule(
         created_at_ms,
         updated_at_ms: now,
     };
-    let created = state.meta.put_rule(&stored, now).await?;
+    let created = state.engine.meta.put_rule(&stored, now).await?;
     let target_ids: Vec<String> = body.targets.iter().map(|t| t.id.clone()).collect();
     state
+        .engine
         .meta
         .delete_cursors(&bus.settings.name, name.as_str(), &target_ids)
         .await?;
@@ -386,11 +387,16 @@ async fn delete_rule(
     State(state): State<Arc<AppState>>,
     Path((bus, rule)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let _turn = state.buses.lifecycle().await;
+    let _turn = state.engine.buses.lifecycle().await;
     let bus = find_bus(&state, &bus)?;
     find_rule(&bus, &rule)?;
-    state.meta.delete_rule(&bus.settings.name, &rule).await?;
     state
+        .engine
+        .meta
+        .delete_rule(&bus.settings.name, &rule)
+        .await?;
+    state
+        .engine
         .meta
         .delete_cursors(&bus.settings.name, &rule, &[])
         .await?;
@@ -405,7 +411,7 @@ async fn set_enabled(
     rule: &str,
     enabled: bool,
 ) -> ApiResult<Json<RuleOut>> {
-    let _turn = state.buses.lifecycle().await;
+    let _turn = state.engine.buses.lifecycle().await;
     let bus = find_bus(state, bus)?;
     let mut stored = find_rule(&bus, rule)?;
     let inactive = bus.rules().inactive_reason(rule).map(str::to_owned);
@@ -417,7 +423,11 @@ async fn set_enabled(
     }
     stored.enabled = enabled;
     stored.updated_at_ms = now_ms();
-    state.meta.put_rule(&stored, stored.updated_at_ms).await?;
+    state
+        .engine
+        .meta
+        .put_rule(&stored, stored.updated_at_ms)
+        .await?;
     let out = rule_out(&stored, inactive.as_deref());
     match inactive {
         Some(reason) => bus.rules_mut().put_inactive(stored, reason),
@@ -428,17 +438,8 @@ async fn set_enabled(
 }
 
 /// Applies the bus's current rules to its running deliveries.
-async fn resync(state: &AppState, bus: &Bus) -> ApiResult<()> {
-    let Some(me) = state.me.upgrade() else {
-        return Err(ApiError::internal("server state gone"));
-    };
-    // Build specs under the lock, then sync without holding it across awaits.
-    let rules_snapshot = {
-        let rules = bus.rules();
-        crate::dispatch::SubSpecs::from_rules(state, &rules)
-    }
-    .map_err(ApiError::internal)?;
-    bus.dispatch.sync(&me, rules_snapshot).await;
+async fn resync(_state: &AppState, bus: &Bus) -> ApiResult<()> {
+    bus.resync().await;
     Ok(())
 }
 

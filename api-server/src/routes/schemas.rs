@@ -13,10 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::schemas::DeclareError;
+use crate::state::AppState;
 use switchyard_core::time::format_ms;
+use switchyard_engine::schemas::DeclareError;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -46,6 +46,7 @@ pub struct SchemaList {
 #[utoipa::path(get, path = "/v1/schemas", tag = "schemas", responses((status = 200, body = SchemaList)))]
 async fn list_schemas(State(state): State<Arc<AppState>>) -> Json<SchemaList> {
     let schemas = state
+        .engine
         .schemas
         .list()
         .into_iter()
@@ -82,6 +83,7 @@ async fn get_schema(
     ApiQuery(params): ApiQuery<FormatParams>,
 ) -> ApiResult<Json<Value>> {
     let versions = state
+        .engine
         .schemas
         .versions(&source, &ty)
         .filter(|v| !v.is_empty())
@@ -151,8 +153,9 @@ async fn put_schema(
         ));
     }
     let version = state
+        .engine
         .schemas
-        .declare(&state.meta, &source, &ty, body.schema)
+        .declare(&state.engine.meta, &source, &ty, body.schema)
         .await
         .map_err(|e| match e {
             DeclareError::Invalid(e) => {
@@ -174,7 +177,12 @@ async fn delete_schema(
     State(state): State<Arc<AppState>>,
     Path((source, ty)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    if state.schemas.undeclare(&state.meta, &source, &ty).await? {
+    if state
+        .engine
+        .schemas
+        .undeclare(&state.engine.meta, &source, &ty)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(

@@ -18,8 +18,8 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::rules::{check_pattern, check_transform};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -82,6 +82,7 @@ async fn test_transform(
     let event = test_event(&body.event)?;
     let event_json = serde_json::to_vec(&event).unwrap_or_default();
     let output = state
+        .engine
         .functions
         .transform(&transform, &event, &event_json)
         .await

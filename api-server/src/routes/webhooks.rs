@@ -16,13 +16,13 @@ use utoipa_axum::routes;
 use super::events::{Published, append_events};
 use super::extract::{ApiJson, read_body};
 use super::openapi::Binary;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::meta::WebhookRow;
-use crate::metrics::WebhookLabels;
-use crate::webhooks::{BodyError, Webhook};
+use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_core::time::now_ms;
+use switchyard_engine::meta::WebhookRow;
+use switchyard_engine::metrics::WebhookLabels;
+use switchyard_engine::webhooks::{BodyError, Webhook};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -151,7 +151,7 @@ async fn put_webhook(
     Name::parse(&name)
         .map_err(|e| ApiError::bad_request("invalid_name", format!("webhook name: {e}")))?;
     let invalid = |m: String| ApiError::new(ErrorKind::Unprocessable, "invalid_webhook", m);
-    if state.buses.get(&body.bus).is_none() {
+    if state.engine.buses.get(&body.bus).is_none() {
         return Err(invalid(format!("bus: {:?} does not exist", body.bus)));
     }
     let now = now_ms();
@@ -176,7 +176,7 @@ async fn put_webhook(
     Webhook::from_row(&row).map_err(invalid)?;
     let w = state
         .webhooks
-        .put(&state.meta, row)
+        .put(&state.engine.meta, row)
         .await
         .map_err(ApiError::internal)?;
     let status = if existing.is_some() {
@@ -193,7 +193,7 @@ async fn delete_webhook(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.webhooks.remove(&state.meta, &name).await? {
+    if state.webhooks.remove(&state.engine.meta, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("webhook", &name))
@@ -225,6 +225,7 @@ async fn receive(
         }
     };
     state
+        .engine
         .metrics
         .webhook_requests
         .get_or_create(&WebhookLabels {
@@ -241,9 +242,9 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Published> {
-    let body = read_body(body, state.limits.max_event_bytes).await?;
+    let body = read_body(body, state.engine.limits.max_event_bytes).await?;
     let now = now_ms();
-    w.verify(headers, &body, now.div_euclid(1000))
+    w.verify(&TextHeaders(headers), &body, now.div_euclid(1000))
         .map_err(|why| {
             ApiError::new(
                 ErrorKind::Unauthenticated,
@@ -255,22 +256,31 @@ async fn accept(
             )
         })?;
     let bus = state
+        .engine
         .buses
         .get(&w.bus)
         .ok_or_else(|| ApiError::not_found("bus", &w.bus))?;
     let event = w
-        .event(headers, &body, &format_ms(now), fresh_id)
+        .event(&TextHeaders(headers), &body, &format_ms(now), fresh_id)
         .map_err(|e| match e {
             BodyError::NoType(m) => ApiError::bad_request("invalid_webhook_body", m),
             BodyError::Structure(e) => e.into(),
         })?;
     let json = serde_json::to_vec(&event).map_err(ApiError::internal)?;
-    let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.limits)
+    let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.engine.limits)
         .map_err(|e| ApiError::bad_request("invalid_webhook_body", e.to_string()))?;
     let mut events = vec![parsed];
-    let span = crate::telemetry::start_publish(&state.telemetry, &w.bus, headers, &mut events);
+    let span = switchyard_engine::telemetry::start_publish(
+        &state.engine.telemetry,
+        &w.bus,
+        super::events::traceparent(headers),
+        &mut events,
+    );
     let published = append_events(state, &bus, events, false).await;
-    crate::telemetry::end_publish(span, published.as_ref().err().map(|e| e.message.as_str()));
+    switchyard_engine::telemetry::end_publish(
+        span,
+        published.as_ref().err().map(|e| e.message.as_str()),
+    );
     published
 }
 
@@ -284,4 +294,13 @@ fn fresh_id() -> String {
         return format!("wh-{}-{n}", now_ms());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A request's headers as the webhook code reads them.
+struct TextHeaders<'a>(&'a HeaderMap);
+
+impl switchyard_engine::webhooks::Headers for TextHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
 }

@@ -102,12 +102,10 @@ impl Telemetry {
 pub fn start_publish(
     telemetry: &Telemetry,
     bus: &str,
-    headers: &axum::http::HeaderMap,
+    traceparent_header: Option<&str>,
     events: &mut [switchyard_core::CloudEvent],
 ) -> Option<Span> {
-    let header = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
+    let header = traceparent_header
         .filter(|v| parse_traceparent(v).is_some())
         .map(str::to_owned);
     if header.is_none() && !telemetry.exporting() {

@@ -76,6 +76,12 @@ pub struct Metrics {
     pub schema_subjects_refused: Counter,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();

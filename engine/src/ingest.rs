@@ -9,12 +9,13 @@ use switchyard_core::CloudEvent;
 use switchyard_event_store::{Appended, LogError, NewRecord};
 use switchyard_schema_registry::Violation;
 
-use crate::app::AppState;
+use std::sync::Arc;
+
 use crate::buses::Bus;
 use crate::dispatch::journal::{Entry, Stage};
 use crate::meta::SchemaValidation;
-use crate::metrics::{BusLabel, RuleLabels, SchemaLabels};
-use crate::schemas::{SAMPLES, Sighting};
+use crate::metrics::{BusLabel, Metrics, RuleLabels, SchemaLabels};
+use crate::schemas::{SAMPLES, Schemas, Sighting};
 use switchyard_core::time::now_ms;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,70 +27,81 @@ pub enum IngestError {
     Schema(Vec<(usize, Vec<Violation>)>),
 }
 
-/// Appends validated events; returns `(id, source, outcome)` per event, in order.
-pub async fn append(
-    state: &AppState,
-    bus: &Bus,
-    events: Vec<CloudEvent>,
-) -> Result<Vec<(String, String, Appended)>, IngestError> {
-    let violations = check_schemas(state, bus, &events);
-    if bus.settings.schema_validation == SchemaValidation::Enforce && !violations.is_empty() {
-        return Err(IngestError::Schema(violations));
-    }
-    let received_at_ms = now_ms();
-    let discovery = state.config.schema_discovery;
-    let mut keys = Vec::with_capacity(events.len());
-    let mut sightings: BTreeMap<(String, String), Sighting> = BTreeMap::new();
-    let records: Vec<NewRecord> = {
-        // Rules are read once per request: a rule stored before this request arrived
-        // applies to all of its events, one stored after it to none.
-        let rules = bus.rules();
-        events
+/// What ingest checks against and counts into.
+pub struct Ingest {
+    pub schemas: Arc<Schemas>,
+    pub metrics: Arc<Metrics>,
+    /// Whether events are sighted for schema discovery.
+    pub discovery: bool,
+}
+
+impl Ingest {
+    /// Appends validated events; returns `(id, source, outcome)` per event, in order.
+    pub async fn append(
+        &self,
+        bus: &Bus,
+        events: Vec<CloudEvent>,
+    ) -> Result<Vec<(String, String, Appended)>, IngestError> {
+        let state = self;
+        let violations = check_schemas(state, bus, &events);
+        if bus.settings.schema_validation == SchemaValidation::Enforce && !violations.is_empty() {
+            return Err(IngestError::Schema(violations));
+        }
+        let received_at_ms = now_ms();
+        let discovery = state.discovery;
+        let mut keys = Vec::with_capacity(events.len());
+        let mut sightings: BTreeMap<(String, String), Sighting> = BTreeMap::new();
+        let records: Vec<NewRecord> = {
+            // Rules are read once per request: a rule stored before this request arrived
+            // applies to all of its events, one stored after it to none.
+            let rules = bus.rules();
+            events
+                .into_iter()
+                .map(|e| {
+                    keys.push((e.id.clone(), e.source.clone(), e.ty.clone()));
+                    if discovery {
+                        sight(&mut sightings, &e, received_at_ms);
+                    }
+                    NewRecord {
+                        matched_rules: rules.matches(&e.json),
+                        source: e.source,
+                        id: e.id,
+                        received_at_ms,
+                        payload: e.json,
+                    }
+                })
+                .collect()
+        };
+        let matched: Vec<Vec<String>> = records.iter().map(|r| r.matched_rules.clone()).collect();
+        let appended = bus.log.append(records).await?;
+        record_ingest_metrics(state, &bus.settings.name, &appended, &matched);
+        if matched.iter().any(|m| !m.is_empty()) {
+            bus.dispatch.wake();
+        }
+        bus.indexer.wake();
+        // Duplicates were seen before: they are not sightings.
+        for ((_, source, ty), a) in keys.iter().zip(&appended) {
+            if let (Appended::Duplicate { .. }, Some(s)) =
+                (a, sightings.get_mut(&(source.clone(), ty.clone())))
+            {
+                s.count -= 1;
+            }
+        }
+        state
+            .schemas
+            .sighted(sightings.into_values().filter(|s| s.count > 0).collect());
+        for (i, found) in &violations {
+            let (id, source, ty) = &keys[*i];
+            if let Appended::New { offset } = appended[*i] {
+                record_violations(state, bus, (source, id, ty), offset, found).await;
+            }
+        }
+        Ok(keys
             .into_iter()
-            .map(|e| {
-                keys.push((e.id.clone(), e.source.clone(), e.ty.clone()));
-                if discovery {
-                    sight(&mut sightings, &e, received_at_ms);
-                }
-                NewRecord {
-                    matched_rules: rules.matches(&e.json),
-                    source: e.source,
-                    id: e.id,
-                    received_at_ms,
-                    payload: e.json,
-                }
-            })
-            .collect()
-    };
-    let matched: Vec<Vec<String>> = records.iter().map(|r| r.matched_rules.clone()).collect();
-    let appended = bus.log.append(records).await?;
-    record_ingest_metrics(state, &bus.settings.name, &appended, &matched);
-    if matched.iter().any(|m| !m.is_empty()) {
-        bus.dispatch.wake();
+            .zip(appended)
+            .map(|((id, source, _), a)| (id, source, a))
+            .collect())
     }
-    bus.indexer.wake();
-    // Duplicates were seen before: they are not sightings.
-    for ((_, source, ty), a) in keys.iter().zip(&appended) {
-        if let (Appended::Duplicate { .. }, Some(s)) =
-            (a, sightings.get_mut(&(source.clone(), ty.clone())))
-        {
-            s.count -= 1;
-        }
-    }
-    state
-        .schemas
-        .sighted(sightings.into_values().filter(|s| s.count > 0).collect());
-    for (i, found) in &violations {
-        let (id, source, ty) = &keys[*i];
-        if let Appended::New { offset } = appended[*i] {
-            record_violations(state, bus, (source, id, ty), offset, found).await;
-        }
-    }
-    Ok(keys
-        .into_iter()
-        .zip(appended)
-        .map(|((id, source, _), a)| (id, source, a))
-        .collect())
 }
 
 /// Counts an event for discovery, keeping a few samples of each (source, type).
@@ -110,11 +122,7 @@ fn sight(sightings: &mut BTreeMap<(String, String), Sighting>, e: &CloudEvent, a
 }
 
 /// Violations of declared schemas, by event index (none when the bus does not validate).
-fn check_schemas(
-    state: &AppState,
-    bus: &Bus,
-    events: &[CloudEvent],
-) -> Vec<(usize, Vec<Violation>)> {
+fn check_schemas(state: &Ingest, bus: &Bus, events: &[CloudEvent]) -> Vec<(usize, Vec<Violation>)> {
     if bus.settings.schema_validation == SchemaValidation::Off {
         return Vec::new();
     }
@@ -137,7 +145,7 @@ fn check_schemas(
 
 /// On a `warn` bus: the violations go on the event's trace and into a counter.
 async fn record_violations(
-    state: &AppState,
+    state: &Ingest,
     bus: &Bus,
     (source, id, ty): (&str, &str, &str),
     offset: u64,
@@ -165,7 +173,7 @@ async fn record_violations(
 
 /// Counts stored events and rule matches; duplicates count for neither.
 fn record_ingest_metrics(
-    state: &AppState,
+    state: &Ingest,
     bus: &str,
     appended: &[Appended],
     matched: &[Vec<String>],

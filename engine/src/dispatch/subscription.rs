@@ -13,8 +13,7 @@ use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
 use switchyard_targets::{RetryPolicy, Target};
 use tokio::sync::mpsc;
 
-use super::Event;
-use crate::app::AppState;
+use super::{Event, Ports};
 use crate::ruleset::RuleSet;
 
 /// Most deliveries one subscription holds at once (in flight or waiting to retry).
@@ -44,14 +43,14 @@ impl SubSpec {
 }
 
 /// Builds the subscriptions of every enabled rule that can run.
-pub fn specs(state: &AppState, rules: &RuleSet) -> Result<Vec<SubSpec>, String> {
+pub fn specs(ports: &Ports, rules: &RuleSet) -> Vec<SubSpec> {
     let mut out = Vec::new();
     for rule in rules.active() {
         // Rules are checked when stored and when loaded, so this does not fail; if it
         // did, one rule's problem must not stop every other rule's deliveries.
         let built: Result<Vec<SubSpec>, String> = serde_json::from_str::<Vec<Value>>(&rule.targets)
             .map_err(|e| format!("targets: {e}"))
-            .and_then(|targets| targets.iter().map(|t| spec(state, &rule.name, t)).collect());
+            .and_then(|targets| targets.iter().map(|t| spec(ports, &rule.name, t)).collect());
         match built {
             Ok(specs) => out.extend(specs),
             Err(e) => {
@@ -59,10 +58,10 @@ pub fn specs(state: &AppState, rules: &RuleSet) -> Result<Vec<SubSpec>, String> 
             }
         }
     }
-    Ok(out)
+    out
 }
 
-fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
+fn spec(ports: &Ports, rule: &str, t: &Value) -> Result<SubSpec, String> {
     let id = t
         .get("id")
         .and_then(Value::as_str)
@@ -74,32 +73,32 @@ fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
             let config = HttpConfig::parse(t.get("http").unwrap_or(&Value::Null))?;
             Arc::new(HttpTarget::new(
                 config,
-                state.http_client.clone(),
-                state.address_policy.clone(),
+                ports.http_client.clone(),
+                ports.address_policy.clone(),
             ))
         }
         "nats" => {
             let config = NatsConfig::parse(t.get("nats").unwrap_or(&Value::Null))?;
-            Arc::new(NatsTarget::new(config, state.address_policy.clone()))
+            Arc::new(NatsTarget::new(config, ports.address_policy.clone()))
         }
         "amqp" => {
             let config = AmqpConfig::parse(t.get("amqp").unwrap_or(&Value::Null))?;
-            Arc::new(AmqpTarget::new(config, state.address_policy.clone()))
+            Arc::new(AmqpTarget::new(config, ports.address_policy.clone()))
         }
         "mqtt" => {
             let config = MqttConfig::parse(t.get("mqtt").unwrap_or(&Value::Null))?;
-            Arc::new(MqttTarget::new(config, state.address_policy.clone()))
+            Arc::new(MqttTarget::new(config, ports.address_policy.clone()))
         }
         "redis" => {
             let config = RedisConfig::parse(t.get("redis").unwrap_or(&Value::Null))?;
-            Arc::new(RedisTarget::new(config, state.address_policy.clone()))
+            Arc::new(RedisTarget::new(config, ports.address_policy.clone()))
         }
         "bus" => {
             let bus = t
                 .get("bus")
                 .and_then(Value::as_str)
                 .ok_or("bus target without bus")?;
-            Arc::new(super::worker::BusTarget::new(state, bus))
+            Arc::new(super::worker::BusTarget::new(ports.publish.clone(), bus))
         }
         "function" => {
             let name = t
@@ -107,7 +106,7 @@ fn spec(state: &AppState, rule: &str, t: &Value) -> Result<SubSpec, String> {
                 .and_then(Value::as_str)
                 .ok_or("function target without function")?;
             Arc::new(crate::functions::FunctionTarget::new(
-                state.functions.clone(),
+                ports.functions.clone(),
                 name,
             ))
         }

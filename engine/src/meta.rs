@@ -56,6 +56,8 @@ pub struct StoredRule {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
 pub struct MetaStore {
     pool: AnyPool,
 }

@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::journal::{Entry, Stage};
+use super::ports::Publisher;
 use super::retry_queue::RetryQueue;
 use super::subscription::{Inbox, Resend, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
-use crate::app::AppState;
 use crate::meta::DeadLetter;
 use crate::metrics::DeliveryLabels;
 use crate::telemetry;
@@ -44,13 +44,14 @@ struct Outcome {
     transformed: Option<Value>,
 }
 
-pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
+pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
     let Inbox {
         events: mut rx,
         mut resends,
     } = inbox;
     let counter = |outcome: &str| {
-        state
+        dispatch
+            .ports
             .metrics
             .deliveries
             .get_or_create(&DeliveryLabels {
@@ -68,7 +69,6 @@ pub async fn run(state: Arc<AppState>, dispatch: Arc<BusDispatch>, sub: Arc<Sub>
     };
     let mut w = Worker {
         counters,
-        state,
         dispatch,
         window: BTreeMap::new(),
         ready: VecDeque::new(),
@@ -137,7 +137,6 @@ struct Counters {
 
 struct Worker {
     counters: Counters,
-    state: Arc<AppState>,
     dispatch: Arc<BusDispatch>,
     sub: Arc<Sub>,
     /// Offset → task, for every unresolved delivery this worker holds.
@@ -290,23 +289,20 @@ impl Worker {
                 .as_ref()
                 .and_then(|t| t.function_name())
                 .filter(|_| payload.is_none())
-                .map(|name| (name.to_owned(), self.state.functions.clone()));
-            let state = self.state.clone();
+                .map(|name| (name.to_owned(), self.dispatch.ports.functions.clone()));
+            let spans = self.dispatch.ports.telemetry.clone();
             // Only built when spans are exported: this is the delivery hot path.
-            let names = state
-                .telemetry
-                .exporting()
-                .then(|| telemetry::AttemptNames {
-                    bus: self.dispatch.bus.clone(),
-                    rule: self.sub.spec.rule.clone(),
-                    target: self.sub.spec.target_id.clone(),
-                    event: event.record.id.clone(),
-                });
+            let names = spans.exporting().then(|| telemetry::AttemptNames {
+                bus: self.dispatch.bus.clone(),
+                rule: self.sub.spec.rule.clone(),
+                target: self.sub.spec.target_id.clone(),
+                event: event.record.id.clone(),
+            });
             let attempt = async move {
                 let started = Instant::now();
                 let event_tp = event.value.get("traceparent").and_then(Value::as_str);
-                let span = names
-                    .and_then(|n| telemetry::start_attempt(&state.telemetry, event_tp, n, attempt));
+                let span =
+                    names.and_then(|n| telemetry::start_attempt(&spans, event_tp, n, attempt));
                 let traceparent = span
                     .as_ref()
                     .map(telemetry::traceparent_of)
@@ -399,7 +395,8 @@ impl Worker {
             self.busy_keys.remove(key);
         }
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        self.state
+        self.dispatch
+            .ports
             .metrics
             .delivery_latency
             .observe(latency.as_secs_f64());
@@ -520,7 +517,7 @@ impl Worker {
 
     async fn forget_dead_letter(&self, resend: Option<&Resend>) {
         if let Some(Resend::DeadLetter(id)) = resend
-            && let Err(e) = self.state.meta.delete_dead_letter(*id).await
+            && let Err(e) = self.dispatch.ports.dead_letters.delete(*id).await
         {
             tracing::error!(error = %e, "removing a redriven dead letter failed");
         }
@@ -544,7 +541,7 @@ impl Worker {
             last_error: reason.clone(),
             at_ms: now_ms(),
         };
-        if let Err(e) = self.state.meta.insert_dead_letter(&dl).await {
+        if let Err(e) = self.dispatch.ports.dead_letters.insert(&dl).await {
             tracing::error!(error = %e, "recording a dead letter failed");
         }
         let mut entry = Entry::new(offset, Stage::DeadLettered);
@@ -562,7 +559,7 @@ impl Worker {
                 &self.sub.spec.rule,
                 &self.sub.spec.target_id,
             );
-            if let Err(e) = publish_json(&self.state, dlq, copy).await {
+            if let Err(e) = self.dispatch.ports.publish.publish(dlq, copy).await {
                 tracing::warn!(bus = %dlq, error = %e.message, "publishing to the dead-letter bus failed");
             }
         }
@@ -621,44 +618,20 @@ fn dead_letter_copy(event: &Value, reason: &str, attempts: u32, rule: &str, targ
     copy
 }
 
-/// Publishes one event (as JSON) onto a bus of this server, through the normal ingest path.
-async fn publish_json(state: &AppState, bus: &str, event: Value) -> Result<(), DeliveryError> {
-    let target_bus = state
-        .buses
-        .get(bus)
-        .ok_or_else(|| DeliveryError::permanent(format!("bus {bus:?} does not exist")))?;
-    let json = serde_json::to_vec(&event).map_err(|e| DeliveryError::permanent(e.to_string()))?;
-    let parsed =
-        switchyard_core::cloudevent::parse_structured(&json, &state.limits).map_err(|e| {
-            DeliveryError::permanent(format!("not a valid CloudEvent for bus {bus}: {e}"))
-        })?;
-    crate::ingest::append(state, &target_bus, vec![parsed])
-        .await
-        .map_err(|e| match e {
-            crate::ingest::IngestError::Log(e) => {
-                DeliveryError::retryable(format!("appending to bus {bus}: {e}"))
-            }
-            schema @ crate::ingest::IngestError::Schema(_) => {
-                DeliveryError::permanent(format!("bus {bus}: {schema}"))
-            }
-        })?;
-    Ok(())
-}
-
 /// Extension that counts bus-to-bus hops, against forwarding loops.
 const HOPS: &str = "switchyardhops";
 const MAX_HOPS: u64 = 8;
 
 /// The `bus` target: forwards the (transformed) event to another bus of this server.
 pub struct BusTarget {
-    state: std::sync::Weak<AppState>,
+    publish: Publisher,
     bus: String,
 }
 
 impl BusTarget {
-    pub fn new(state: &AppState, bus: &str) -> BusTarget {
+    pub fn new(publish: Publisher, bus: &str) -> BusTarget {
         BusTarget {
-            state: state.me.clone(),
+            publish,
             bus: bus.to_owned(),
         }
     }
@@ -667,10 +640,6 @@ impl BusTarget {
 #[async_trait]
 impl Target for BusTarget {
     async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
-        let state = self
-            .state
-            .upgrade()
-            .ok_or_else(|| DeliveryError::retryable("server shutting down"))?;
         let mut event = match d.payload {
             // A transform that produced a CloudEvent forwards that; anything else becomes
             // the data of the original event.
@@ -695,7 +664,7 @@ impl Target for BusTarget {
         if let Some(obj) = event.as_object_mut() {
             obj.insert(HOPS.into(), Value::from(hops));
         }
-        publish_json(&state, &self.bus, event).await?;
+        self.publish.publish(&self.bus, event).await?;
         Ok(Delivered {
             status: None,
             output: None,

@@ -261,16 +261,16 @@ impl Schemas {
     }
 
     /// Runs discovery and saves counters, until the process ends.
-    pub fn start(self: &Arc<Self>, state: Arc<crate::app::AppState>) {
+    pub fn start(self: &Arc<Self>, meta: MetaStore) {
         let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
         let me = self.clone();
-        let store = state.clone();
+        let store = meta.clone();
         tokio::spawn(async move {
             while let Some(s) = rx.recv().await {
                 for row in me.discover(s) {
-                    if let Err(e) = store.meta.insert_schema_version(&row).await {
+                    if let Err(e) = store.insert_schema_version(&row).await {
                         tracing::error!(error = %e, "saving a discovered schema failed");
                     }
                 }
@@ -280,7 +280,7 @@ impl Schemas {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                me.save_counters(&state.meta).await;
+                me.save_counters(&meta).await;
             }
         });
     }

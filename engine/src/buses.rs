@@ -9,7 +9,7 @@ use switchyard_event_store::{
     EventIndex, LogError, LogOptions, LogStore, SegmentedLog, SegmentedOptions,
 };
 
-use crate::dispatch::{BusDispatch, Journal};
+use crate::dispatch::{BusDispatch, Journal, Ports};
 use crate::indexer::{Indexer, as_delivery, as_published};
 use crate::meta::{BusSettings, MetaStore, SchemaValidation, StoredRule};
 use crate::ruleset::RuleSet;
@@ -36,11 +36,28 @@ impl Bus {
     pub fn rules_mut(&self) -> std::sync::RwLockWriteGuard<'_, RuleSet> {
         self.rules.write().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Starts delivery and indexing for a bus whose rules are loaded.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        let specs = self.dispatch.specs(&self.rules());
+        self.dispatch.start(specs).await?;
+        self.indexer.start();
+        self.delivery_indexer.start();
+        Ok(())
+    }
+
+    /// Applies the bus's current rules to its running deliveries.
+    pub async fn resync(&self) {
+        // Built under the lock, synced without holding it across awaits.
+        let specs = self.dispatch.specs(&self.rules());
+        self.dispatch.sync(specs).await;
+    }
 }
 
 pub struct Buses {
     root: PathBuf,
     options: SegmentedOptions,
+    ports: Ports,
     open: RwLock<BTreeMap<String, Arc<Bus>>>,
     /// See [`Buses::lifecycle`].
     lifecycle: tokio::sync::Mutex<()>,
@@ -56,6 +73,7 @@ impl Buses {
         options: SegmentedOptions,
         now_ms: i64,
         validate: impl Fn(&StoredRule) -> Result<(), String>,
+        ports: Ports,
     ) -> anyhow::Result<Buses> {
         let mut settings = meta.list_buses().await?;
         if !settings.iter().any(|b| b.name == DEFAULT_BUS) {
@@ -71,6 +89,7 @@ impl Buses {
         let buses = Buses {
             root,
             options,
+            ports,
             open: RwLock::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
         };
@@ -130,7 +149,12 @@ impl Buses {
                     Arc::new(SegmentedLog::open(&dir.join("log"), self.options)?);
                 let journal = Journal::open(&dir.join("journal"))?;
                 let journal_log = journal.log();
-                let dispatch = BusDispatch::new(settings.name.clone(), log.clone(), journal);
+                let dispatch = BusDispatch::new(
+                    settings.name.clone(),
+                    log.clone(),
+                    journal,
+                    self.ports.clone(),
+                );
                 let indexer = Indexer::new(
                     settings.name.clone(),
                     log.clone(),
@@ -179,12 +203,16 @@ impl Buses {
         }
     }
 
-    pub async fn close_all(&self, state: &crate::app::AppState) {
+    /// Stops delivery everywhere: in-flight deliveries get `grace` to finish, then every
+    /// cursor is saved.
+    pub async fn stop_delivery(&self, grace: std::time::Duration) {
         for bus in self.all() {
-            bus.dispatch
-                .shutdown(state, std::time::Duration::from_secs(30))
-                .await;
+            bus.dispatch.shutdown(grace).await;
         }
+    }
+
+    /// Stops the indexers and closes every log and journal.
+    pub async fn close_logs(&self) {
         for bus in self.all() {
             bus.indexer.shutdown().await;
             bus.delivery_indexer.shutdown().await;

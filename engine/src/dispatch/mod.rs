@@ -14,6 +14,7 @@
 //! last interval before a crash may be made again: at least once, not exactly once.
 
 pub mod journal;
+pub mod ports;
 pub mod replay;
 mod retry_queue;
 mod subscription;
@@ -27,9 +28,9 @@ use serde_json::Value;
 use switchyard_event_store::{LogStore, Record};
 use tokio::sync::Notify;
 
-use crate::app::AppState;
 use crate::ruleset::RuleSet;
 pub use journal::Journal;
+pub use ports::{Ports, Publisher};
 pub use subscription::SubSpec;
 use subscription::{Resend, Sub};
 
@@ -78,20 +79,9 @@ impl Event {
 /// The subscriptions a rule set asks for.
 pub struct SubSpecs(Vec<SubSpec>);
 
-impl SubSpecs {
-    pub fn from_rules(state: &AppState, rules: &RuleSet) -> Result<SubSpecs, String> {
-        subscription::specs(state, rules).map(SubSpecs)
-    }
-}
-
-/// Starts delivery for a bus whose rules are loaded.
-pub async fn start(state: &Arc<AppState>, bus: &crate::buses::Bus) -> anyhow::Result<()> {
-    let specs = SubSpecs::from_rules(state, &bus.rules()).map_err(anyhow::Error::msg)?;
-    bus.dispatch.start(state.clone(), specs.0).await
-}
-
 pub struct BusDispatch {
     bus: String,
+    ports: Ports,
     log: Arc<dyn LogStore>,
     pub journal: Arc<Journal>,
     notify: Notify,
@@ -106,10 +96,16 @@ pub struct BusDispatch {
 }
 
 impl BusDispatch {
-    pub fn new(bus: String, log: Arc<dyn LogStore>, journal: Journal) -> Arc<BusDispatch> {
+    pub fn new(
+        bus: String,
+        log: Arc<dyn LogStore>,
+        journal: Journal,
+        ports: Ports,
+    ) -> Arc<BusDispatch> {
         let next = log.bounds().next;
         Arc::new(BusDispatch {
             bus,
+            ports,
             log,
             journal: Arc::new(journal),
             notify: Notify::new(),
@@ -130,15 +126,18 @@ impl BusDispatch {
         self.subs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The subscriptions `rules` ask for, built with this bus's ports.
+    pub fn specs(&self, rules: &RuleSet) -> SubSpecs {
+        SubSpecs(subscription::specs(&self.ports, rules))
+    }
+
     /// Loads saved cursors, starts a worker per subscription and the scanner.
-    pub async fn start(
-        self: &Arc<Self>,
-        state: Arc<AppState>,
-        rules: Vec<SubSpec>,
-    ) -> anyhow::Result<()> {
-        let saved: HashMap<(String, String), u64> = state
-            .meta
-            .load_cursors(&self.bus)
+    pub async fn start(self: &Arc<Self>, specs: SubSpecs) -> anyhow::Result<()> {
+        let rules = specs.0;
+        let saved: HashMap<(String, String), u64> = self
+            .ports
+            .cursors
+            .load(&self.bus)
             .await?
             .into_iter()
             .map(|(r, t, o)| ((r, t), o))
@@ -152,25 +151,25 @@ impl BusDispatch {
         *self.scan.lock().await = start;
         for spec in rules {
             let from = saved.get(&spec.key()).copied().unwrap_or(next);
-            self.add_sub(&state, spec, from).await;
+            self.add_sub(spec, from).await;
         }
         tokio::spawn(self.clone().scanner());
-        tokio::spawn(self.clone().cursor_flusher(state));
+        tokio::spawn(self.clone().cursor_flusher());
         Ok(())
     }
 
-    async fn add_sub(self: &Arc<Self>, state: &Arc<AppState>, spec: SubSpec, from: u64) {
+    async fn add_sub(self: &Arc<Self>, spec: SubSpec, from: u64) {
         let scan = self.scan.lock().await;
         let (sub, inbox) = Sub::new(spec, from, from >= *scan);
         self.subs().insert(sub.key(), sub.clone());
         drop(scan);
-        tokio::spawn(worker::run(state.clone(), self.clone(), sub, inbox));
+        tokio::spawn(worker::run(self.clone(), sub, inbox));
     }
 
     /// Brings subscriptions in line with the rule set after a rule change: new (rule,
     /// target) pairs start at the log's end, removed ones stop, changed ones restart from
     /// where they were.
-    pub async fn sync(self: &Arc<Self>, state: &Arc<AppState>, wanted: SubSpecs) {
+    pub async fn sync(self: &Arc<Self>, wanted: SubSpecs) {
         let wanted = wanted.0;
         let next = self.log.bounds().next;
         let current: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
@@ -191,13 +190,13 @@ impl BusDispatch {
                     // A new (rule, target) starts at the log's end. Save that before the
                     // rule change is acknowledged, or a crash would lose where it began.
                     let row = [(spec.rule.clone(), spec.target_id.clone(), next)];
-                    if let Err(e) = state.meta.save_cursors(&self.bus, &row).await {
+                    if let Err(e) = self.ports.cursors.save(&self.bus, &row).await {
                         tracing::error!(bus = %self.bus, error = %e, "saving a new delivery cursor failed");
                     }
                     next
                 }
             };
-            self.add_sub(state, spec, from).await;
+            self.add_sub(spec, from).await;
         }
         self.wake();
     }
@@ -211,24 +210,24 @@ impl BusDispatch {
     }
 
     /// Stops, waits for in-flight deliveries (at most `grace`), and saves the cursors.
-    pub async fn shutdown(&self, state: &AppState, grace: Duration) {
+    pub async fn shutdown(&self, grace: Duration) {
         self.stop();
         let subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
         let all = futures_join_all(subs.iter().map(|s| s.finished()));
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(bus = %self.bus, "deliveries still in flight at shutdown; they will be retried after restart");
         }
-        self.flush_cursors(state).await;
+        self.flush_cursors().await;
     }
 
     /// Saves every subscription's cursor now.
-    pub async fn flush_cursors(&self, state: &AppState) {
+    pub async fn flush_cursors(&self) {
         let cursors: Vec<(String, String, u64)> = self
             .subs()
             .values()
             .map(|s| (s.spec.rule.clone(), s.spec.target_id.clone(), s.cursor()))
             .collect();
-        if let Err(e) = state.meta.save_cursors(&self.bus, &cursors).await {
+        if let Err(e) = self.ports.cursors.save(&self.bus, &cursors).await {
             tracing::error!(bus = %self.bus, error = %e, "saving delivery cursors failed");
         }
     }
@@ -248,7 +247,7 @@ impl BusDispatch {
             .collect()
     }
 
-    async fn cursor_flusher(self: Arc<Self>, state: Arc<AppState>) {
+    async fn cursor_flusher(self: Arc<Self>) {
         let mut stopped = self.stopped.subscribe();
         let mut last: HashMap<(String, String), u64> = HashMap::new();
         loop {
@@ -265,7 +264,7 @@ impl BusDispatch {
             if changed.is_empty() {
                 continue;
             }
-            match state.meta.save_cursors(&self.bus, &changed).await {
+            match self.ports.cursors.save(&self.bus, &changed).await {
                 Ok(()) => {
                     for (r, t, o) in changed {
                         last.insert((r, t), o);

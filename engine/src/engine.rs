@@ -1,0 +1,239 @@
+//! The engine as one value: opens the metadata store and every bus, runs delivery, indexing,
+//! schema discovery and retention, serves publishes between buses, and stops in order.
+//! The HTTP edge holds an `Arc<Engine>`; nothing in the engine holds one back.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::Value;
+use switchyard_core::Limits;
+use switchyard_core::time::now_ms;
+use switchyard_targets::{AddressPolicy, DeliveryError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::buses::{Bus, Buses};
+use crate::dispatch::ports::PublishRequest;
+use crate::dispatch::{Ports, Publisher};
+use crate::functions::Functions;
+use crate::ingest::{Ingest, IngestError};
+use crate::meta::{MetaStore, StoredRule};
+use crate::metrics::Metrics;
+use crate::schemas::Schemas;
+use crate::telemetry::Telemetry;
+
+/// How long in-flight deliveries may take to finish when the engine stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// What the engine is opened with.
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// A repeated `(source, id)` within this window is a duplicate.
+    pub dedup_window_ms: i64,
+    pub segment_bytes: u64,
+    pub limits: Limits,
+    pub address_policy: AddressPolicy,
+    pub schema_discovery: bool,
+    pub max_schema_subjects: usize,
+    /// How often retention drops old events and journal entries.
+    pub retention_interval: Duration,
+}
+
+pub struct Engine {
+    pub meta: MetaStore,
+    pub buses: Buses,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub address_policy: AddressPolicy,
+    pub schemas: Arc<Schemas>,
+    pub functions: Arc<Functions>,
+    pub telemetry: Arc<Telemetry>,
+    pub ingest: Ingest,
+    /// The shared pool `http` targets send through.
+    pub http_client: reqwest::Client,
+    retention_interval: Duration,
+    /// Taken by [`Engine::start`].
+    publishes: Mutex<Option<mpsc::Receiver<PublishRequest>>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Opens the metadata store and every bus's files. `validate` checks a stored rule
+    /// against this version's limits: one that fails is loaded inactive, with the reason.
+    pub async fn open(
+        config: EngineConfig,
+        validate: impl Fn(&StoredRule) -> Result<(), String>,
+    ) -> anyhow::Result<Engine> {
+        let meta = MetaStore::connect(&config.database_url)
+            .await
+            .context("opening the metadata store")?;
+        let metrics = Arc::new(Metrics::new());
+        let schemas = Arc::new(
+            Schemas::load(
+                &meta,
+                config.max_schema_subjects,
+                metrics.schema_subjects_refused.clone(),
+            )
+            .await
+            .context("loading schemas")?,
+        );
+        let functions = Arc::new(
+            Functions::load(&meta, &metrics)
+                .await
+                .context("loading functions")?,
+        );
+        let telemetry = Arc::new(Telemetry::from_env().context("setting up OpenTelemetry export")?);
+        let http_client = switchyard_targets::http::client(config.address_policy.clone())
+            .map_err(anyhow::Error::msg)?;
+        let (publish, publishes) = Publisher::channel();
+        let store = Arc::new(meta.clone());
+        let ports = Ports {
+            cursors: store.clone(),
+            dead_letters: store,
+            publish,
+            metrics: metrics.clone(),
+            telemetry: telemetry.clone(),
+            functions: functions.clone(),
+            http_client: http_client.clone(),
+            address_policy: config.address_policy.clone(),
+        };
+        let log_options = Buses::log_options(config.dedup_window_ms, config.segment_bytes);
+        let buses = Buses::open(
+            &meta,
+            config.data_dir.join("buses"),
+            log_options,
+            now_ms(),
+            validate,
+            ports,
+        )
+        .await
+        .context("opening the bus logs")?;
+        Ok(Engine {
+            ingest: Ingest {
+                schemas: schemas.clone(),
+                metrics: metrics.clone(),
+                discovery: config.schema_discovery,
+            },
+            meta,
+            buses,
+            metrics,
+            limits: config.limits,
+            address_policy: config.address_policy,
+            schemas,
+            functions,
+            telemetry,
+            http_client,
+            retention_interval: config.retention_interval,
+            publishes: Mutex::new(Some(publishes)),
+            background: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Starts every bus's delivery and indexing, schema discovery, retention, and the
+    /// service behind [`Publisher`].
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.schemas.start(self.meta.clone());
+        for bus in self.buses.all() {
+            bus.start().await?;
+        }
+        let mut background = Vec::new();
+        if let Some(publishes) = lock(&self.publishes).take() {
+            background.push(tokio::spawn(self.clone().serve_publishes(publishes)));
+        }
+        background.push(tokio::spawn(self.clone().retention_loop()));
+        lock(&self.background).extend(background);
+        Ok(())
+    }
+
+    /// Stops in order: deliveries finish (bounded) and save their cursors, then publishing
+    /// between buses stops, then indexers, logs and the metadata store close.
+    pub async fn close(&self) {
+        self.buses.stop_delivery(SHUTDOWN_GRACE).await;
+        for task in lock(&self.background).drain(..) {
+            task.abort();
+        }
+        self.buses.close_logs().await;
+        self.schemas.save_counters(&self.meta).await;
+        self.meta.close().await;
+    }
+
+    /// Publishes one event (as JSON) onto a bus of this server, through the normal ingest
+    /// path.
+    pub async fn publish_json(&self, bus: &str, event: Value) -> Result<(), DeliveryError> {
+        let target_bus = self
+            .buses
+            .get(bus)
+            .ok_or_else(|| DeliveryError::permanent(format!("bus {bus:?} does not exist")))?;
+        let json =
+            serde_json::to_vec(&event).map_err(|e| DeliveryError::permanent(e.to_string()))?;
+        let parsed =
+            switchyard_core::cloudevent::parse_structured(&json, &self.limits).map_err(|e| {
+                DeliveryError::permanent(format!("not a valid CloudEvent for bus {bus}: {e}"))
+            })?;
+        self.ingest
+            .append(&target_bus, vec![parsed])
+            .await
+            .map_err(|e| match e {
+                IngestError::Log(e) => {
+                    DeliveryError::retryable(format!("appending to bus {bus}: {e}"))
+                }
+                schema @ IngestError::Schema(_) => {
+                    DeliveryError::permanent(format!("bus {bus}: {schema}"))
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Serves [`Publisher`] handles until the engine closes; each publish runs on its own.
+    async fn serve_publishes(self: Arc<Self>, mut publishes: mpsc::Receiver<PublishRequest>) {
+        while let Some(request) = publishes.recv().await {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let outcome = engine.publish_json(&request.bus, request.event).await;
+                let _ = request.reply.send(outcome);
+            });
+        }
+    }
+
+    /// Drops events and journal entries older than each bus's retention.
+    async fn retention_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.retention_interval.max(Duration::from_secs(1)));
+        loop {
+            tick.tick().await;
+            for bus in self.buses.all() {
+                apply_retention(&bus).await;
+            }
+        }
+    }
+}
+
+async fn apply_retention(bus: &Bus) {
+    let cutoff = now_ms() - i64::from(bus.settings.retention_hours) * 3_600_000;
+    match bus.log.remove_before(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => {
+            let bounds = bus.log.bounds();
+            bus.indexer.retain_from(bounds.first.unwrap_or(bounds.next));
+            tracing::info!(bus = %bus.settings.name, removed = n, "retention removed events");
+        }
+        Err(e) => tracing::warn!(bus = %bus.settings.name, error = %e, "retention failed"),
+    }
+    match bus.dispatch.journal.remove_before(cutoff).await {
+        Ok(0) => {}
+        Ok(_) => {
+            let bounds = bus.dispatch.journal.log().bounds();
+            bus.delivery_indexer
+                .retain_from(bounds.first.unwrap_or(bounds.next));
+        }
+        Err(e) => {
+            tracing::warn!(bus = %bus.settings.name, error = %e, "journal retention failed")
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

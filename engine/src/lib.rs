@@ -1,0 +1,21 @@
+//! Switchyard's engine: everything between an accepted event and its last delivery, with
+//! no HTTP in it. Buses (a log each) take events through [`ingest`], match them against
+//! their [`ruleset`], and [`dispatch`] delivers to targets at least once, journaling every
+//! step; [`indexer`]s make events and journals searchable. The HTTP edge (`switchyard`)
+//! wires an [`Engine`] and maps requests onto it.
+
+pub mod buses;
+pub mod dispatch;
+mod engine;
+pub mod functions;
+pub mod indexer;
+pub mod ingest;
+pub mod meta;
+pub mod metrics;
+pub mod named;
+pub mod ruleset;
+pub mod schemas;
+pub mod telemetry;
+pub mod webhooks;
+
+pub use engine::{Engine, EngineConfig};
