@@ -28,13 +28,13 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-/// An embedded file of `api-server/src/console/`.
+/// An embedded file of the top-level `web/`.
 macro_rules! asset {
     ($name:literal, $content_type:expr) => {
         Asset {
             name: $name,
             content_type: $content_type,
-            body: include_str!(concat!("../console/", $name)),
+            body: include_str!(concat!("../../../web/", $name)),
         }
     };
 }

@@ -29,8 +29,9 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let (routes, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+/// The routes that ask for an API key: the auth layer wraps exactly these.
+fn keyed() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(buses::router())
         .merge(events::router())
         .merge(rules::router())
@@ -41,17 +42,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(functions::router())
         .merge(webhooks::router())
         .merge(keys::router())
-        // Only the routes above ask for a key: the layer wraps the routes merged so far.
+}
+
+/// The routes open to anyone: health, this document, and webhook deliveries (whose
+/// credential is their signature).
+fn open() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .merge(webhooks::deliveries())
+        .merge(health::router())
+        .routes(routes!(openapi::openapi_json))
+}
+
+/// The OpenAPI document of every route, with which need a key.
+#[cfg(test)]
+pub fn document() -> utoipa::openapi::OpenApi {
+    openapi::finish(keyed().into_openapi(), open().into_openapi())
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let (keyed, keyed_doc) = keyed()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
-        .merge(health::router())
-        .routes(routes!(openapi::openapi_json))
         .split_for_parts();
-    let openapi = Arc::new(openapi::finish(openapi));
+    let (open, open_doc) = open().split_for_parts();
+    let openapi = Arc::new(openapi::finish(keyed_doc, open_doc));
     Router::new()
-        .merge(routes)
+        .merge(keyed)
+        .merge(open)
         .merge(console::router())
         .layer(Extension(openapi))
         .fallback(not_found)

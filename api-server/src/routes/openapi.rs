@@ -24,8 +24,12 @@ const BEARER: &str = "bearer";
 )]
 pub struct ApiDoc;
 
-/// Finishes the collected document: version, bearer scheme, key-less routes, error bodies.
-pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+/// Finishes the collected documents of the keyed and the open routes into one: version,
+/// bearer scheme, key-less routes, error bodies.
+pub fn finish(
+    mut doc: utoipa::openapi::OpenApi,
+    mut open: utoipa::openapi::OpenApi,
+) -> utoipa::openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -40,13 +44,19 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         ),
     );
     doc.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
-    for (path, item) in doc.paths.paths.iter_mut() {
-        for (method, operation) in operations(item) {
-            if needs_key(&method, path) {
-                add_errors(operation, &["401", "403"]);
-            } else {
-                operation.security = Some(Vec::new());
-            }
+    for item in doc.paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
+            add_errors(operation, &["401", "403"]);
+        }
+    }
+    for item in open.paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
+            operation.security = Some(Vec::new());
+        }
+    }
+    doc.merge(open);
+    for item in doc.paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
             // `ApiQuery` answers a bad or unknown query parameter with a 400, and a path
             // segment that is not UTF-8 is one too.
             if has_parameter_in(operation, ParameterIn::Query)
@@ -58,14 +68,6 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         }
     }
     doc
-}
-
-/// Whether the auth middleware asks this route for a key: every `/v1` route but a webhook
-/// delivery (the same test the middleware makes).
-fn needs_key(method: &HttpMethod, path: &str) -> bool {
-    let post = matches!(method, HttpMethod::Post);
-    path.starts_with("/v1/")
-        && !(post && super::webhooks::is_delivery(&axum::http::Method::POST, path))
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Operation)> {
@@ -225,13 +227,43 @@ impl ToSchema for CloudEventJson {
 mod tests {
     use super::*;
 
+    /// Which routes need a key comes from the router they are in: the document says the
+    /// same (`security: []` exactly on the open ones, 401 on the others).
     #[test]
     fn only_v1_routes_but_webhook_deliveries_need_a_key() {
-        assert!(needs_key(&HttpMethod::Get, "/v1/buses"));
-        assert!(needs_key(&HttpMethod::Put, "/v1/webhooks/{name}"));
-        assert!(!needs_key(&HttpMethod::Post, "/v1/webhooks/{name}"));
-        assert!(needs_key(&HttpMethod::Post, "/v1/webhooks"));
-        assert!(!needs_key(&HttpMethod::Get, "/healthz"));
-        assert!(!needs_key(&HttpMethod::Get, "/openapi.json"));
+        let mut doc = crate::routes::document();
+        let mut open = Vec::new();
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for (method, operation) in operations(item) {
+                let keyless = operation.security.as_ref().is_some_and(Vec::is_empty);
+                let says_401 = operation.responses.responses.contains_key("401");
+                let name = match method {
+                    HttpMethod::Get => "GET",
+                    HttpMethod::Post => "POST",
+                    _ => "OTHER",
+                };
+                let route = format!("{name} {path}");
+                if keyless {
+                    open.push(route.clone());
+                }
+                // A delivery answers 401 of its own, for a bad signature.
+                if route != "POST /v1/webhooks/{name}" {
+                    assert_eq!(says_401, !keyless, "{route}");
+                }
+            }
+        }
+        open.sort();
+        assert_eq!(
+            open,
+            [
+                "GET /healthz",
+                "GET /metrics",
+                "GET /openapi.json",
+                "GET /readyz",
+                "POST /v1/webhooks/{name}"
+            ]
+        );
+        let put = doc.paths.paths["/v1/webhooks/{name}"].put.as_ref();
+        assert!(put.is_some_and(|op| op.security.is_none()));
     }
 }

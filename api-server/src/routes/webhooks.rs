@@ -24,18 +24,16 @@ use switchyard_engine::meta::WebhookRow;
 use switchyard_engine::metrics::WebhookLabels;
 use switchyard_engine::webhooks::{BodyError, Webhook};
 
+/// Managing webhooks: these ask for a key.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(list_webhooks))
-        .routes(routes!(get_webhook, put_webhook, delete_webhook, receive))
+        .routes(routes!(get_webhook, put_webhook, delete_webhook))
 }
 
-/// Whether a request is a webhook delivery, which carries no bearer key.
-pub fn is_delivery(method: &axum::http::Method, path: &str) -> bool {
-    method == axum::http::Method::POST
-        && path
-            .strip_prefix("/v1/webhooks/")
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+/// Receiving deliveries: no key, the signature is the credential (checked by the route).
+pub fn deliveries() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
