@@ -98,7 +98,10 @@ fn spec(ports: &Ports, rule: &str, t: &Value) -> Result<SubSpec, String> {
                 .get("bus")
                 .and_then(Value::as_str)
                 .ok_or("bus target without bus")?;
-            Arc::new(super::worker::BusTarget::new(ports.publish.clone(), bus))
+            Arc::new(super::bus_target::BusTarget::new(
+                ports.publish.clone(),
+                bus,
+            ))
         }
         "function" => {
             let name = t

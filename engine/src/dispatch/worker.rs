@@ -6,16 +6,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use futures_util::FutureExt as _;
 use serde_json::Value;
 use switchyard_rules::Transform;
-use switchyard_targets::{Decision, Delivered, Delivery, DeliveryError, Target};
+use switchyard_targets::{Decision, Delivered, Delivery, DeliveryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::journal::{Entry, Stage};
-use super::ports::Publisher;
 use super::retry_queue::RetryQueue;
 use super::subscription::{Inbox, Resend, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
@@ -616,58 +614,4 @@ fn dead_letter_copy(event: &Value, reason: &str, attempts: u32, rule: &str, targ
         obj.insert("targetid".into(), Value::from(target));
     }
     copy
-}
-
-/// Extension that counts bus-to-bus hops, against forwarding loops.
-const HOPS: &str = "switchyardhops";
-const MAX_HOPS: u64 = 8;
-
-/// The `bus` target: forwards the (transformed) event to another bus of this server.
-pub struct BusTarget {
-    publish: Publisher,
-    bus: String,
-}
-
-impl BusTarget {
-    pub fn new(publish: Publisher, bus: &str) -> BusTarget {
-        BusTarget {
-            publish,
-            bus: bus.to_owned(),
-        }
-    }
-}
-
-#[async_trait]
-impl Target for BusTarget {
-    async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
-        let mut event = match d.payload {
-            // A transform that produced a CloudEvent forwards that; anything else becomes
-            // the data of the original event.
-            Some(p) if p.get("specversion").is_some() => p.clone(),
-            Some(p) => {
-                let mut e = d.event.clone();
-                if let Some(obj) = e.as_object_mut() {
-                    obj.remove("data_base64");
-                    obj.insert("data".into(), p.clone());
-                    obj.insert("datacontenttype".into(), Value::from("application/json"));
-                }
-                e
-            }
-            None => d.event.clone(),
-        };
-        let hops = event.get(HOPS).and_then(Value::as_u64).unwrap_or(0) + 1;
-        if hops > MAX_HOPS {
-            return Err(DeliveryError::permanent(format!(
-                "forwarding loop: the event has crossed {MAX_HOPS} buses already"
-            )));
-        }
-        if let Some(obj) = event.as_object_mut() {
-            obj.insert(HOPS.into(), Value::from(hops));
-        }
-        self.publish.publish(&self.bus, event).await?;
-        Ok(Delivered {
-            status: None,
-            output: None,
-        })
-    }
 }

@@ -3,7 +3,7 @@
 //! correctly (as the provider would, within the time tolerance) is always accepted.
 #![no_main]
 
-// The server's own file. `Scheme::parse` and `as_str` serve its configuration API only.
+// The engine's own file. `Scheme::parse` and `as_str` serve its configuration API only.
 #[allow(dead_code)]
 #[path = "../../src/webhooks/verify.rs"]
 mod verify;
