@@ -366,7 +366,6 @@ async fn a_slow_target_does_not_delay_the_others() {
     for chunk in events.chunks(200) {
         assert_eq!(s.publish_batch("default", chunk).await.status, 200);
     }
-    let started = std::time::Instant::now();
     fast.wait_for(600, Duration::from_secs(15)).await;
     // The slow target answers one request per 2 s; the fast one was not held behind it.
     assert!(
@@ -374,7 +373,6 @@ async fn a_slow_target_does_not_delay_the_others() {
         "slow target got {}",
         slow.received().len()
     );
-    assert!(started.elapsed() < Duration::from_secs(15));
     let metrics = s.metrics().await;
     let backlog = metrics
         .lines()

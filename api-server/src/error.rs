@@ -169,6 +169,16 @@ impl From<StructureError> for ApiError {
     }
 }
 
+impl From<switchyard_engine::StoreError> for ApiError {
+    fn from(e: switchyard_engine::StoreError) -> Self {
+        match e {
+            switchyard_engine::StoreError::Meta(e) => e.into(),
+            switchyard_engine::StoreError::Log(e) => e.into(),
+            e @ switchyard_engine::StoreError::Start(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::internal(e)

@@ -14,18 +14,32 @@ use switchyard_targets::{AddressPolicy, DeliveryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use switchyard_event_store::LogError;
+
 use crate::buses::{Bus, Buses};
 use crate::dispatch::ports::PublishRequest;
 use crate::dispatch::{Ports, Publisher};
 use crate::functions::Functions;
 use crate::ingest::{Ingest, IngestError};
-use crate::meta::{MetaStore, StoredRule};
+use crate::meta::{BusSettings, MetaStore, StoredRule};
 use crate::metrics::Metrics;
 use crate::schemas::Schemas;
 use crate::telemetry::Telemetry;
 
 /// How long in-flight deliveries may take to finish when the engine stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why changing a bus failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Meta(#[from] sqlx::Error),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The bus was stored but its delivery could not start.
+    #[error("starting delivery: {0}")]
+    Start(String),
+}
 
 /// What the engine is opened with.
 pub struct EngineConfig {
@@ -158,6 +172,31 @@ impl Engine {
         self.buses.close_logs().await;
         self.schemas.save_counters(&self.meta).await;
         self.meta.close().await;
+    }
+
+    /// Stores a bus's settings and opens it, or re-configures it if it exists; returns
+    /// whether it was created. Serialized with every other bus change.
+    pub async fn put_bus(&self, settings: BusSettings) -> Result<(bool, Arc<Bus>), StoreError> {
+        let _turn = self.buses.lifecycle().await;
+        let created = self.meta.put_bus(&settings, now_ms()).await?;
+        let bus = self.buses.install(settings)?;
+        if created {
+            bus.start()
+                .await
+                .map_err(|e| StoreError::Start(e.to_string()))?;
+        }
+        Ok((created, bus))
+    }
+
+    /// Deletes a bus, its rules and its files; `false` if there was no such bus.
+    pub async fn delete_bus(&self, name: &str) -> Result<bool, StoreError> {
+        let _turn = self.buses.lifecycle().await;
+        if self.buses.get(name).is_none() {
+            return Ok(false);
+        }
+        self.meta.delete_bus(name).await?;
+        self.buses.remove(name).await?;
+        Ok(true)
     }
 
     /// Publishes one event (as JSON) onto a bus of this server, through the normal ingest

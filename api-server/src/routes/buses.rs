@@ -14,7 +14,6 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use switchyard_core::time::now_ms;
 use switchyard_engine::buses::{Bus, DEFAULT_BUS, DEFAULT_RETENTION_HOURS};
 use switchyard_engine::meta::{BusSettings, SchemaValidation};
 
@@ -114,18 +113,13 @@ async fn put_bus(
             format!("retention_hours must be between 1 and 87600, got {retention_hours}"),
         ));
     }
-    let _turn = state.engine.buses.lifecycle().await;
     let settings = BusSettings {
         name: name.to_string(),
         description: body.description,
         retention_hours,
         schema_validation: body.schema_validation.unwrap_or(SchemaValidation::Off),
     };
-    let created = state.engine.meta.put_bus(&settings, now_ms()).await?;
-    let bus = state.engine.buses.install(settings)?;
-    if created {
-        bus.start().await.map_err(ApiError::internal)?;
-    }
+    let (created, bus) = state.engine.put_bus(settings).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -158,9 +152,8 @@ async fn delete_bus(
             "the default bus always exists and cannot be deleted",
         ));
     }
-    let _turn = state.engine.buses.lifecycle().await;
-    find_bus(&state, &name)?;
-    state.engine.meta.delete_bus(&name).await?;
-    state.engine.buses.remove(&name).await?;
+    if !state.engine.delete_bus(&name).await? {
+        return Err(ApiError::not_found("bus", &name));
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,6 +19,8 @@ pub mod ports;
 pub mod replay;
 mod retry_queue;
 mod subscription;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::collections::HashMap;

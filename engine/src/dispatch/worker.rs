@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use serde_json::Value;
@@ -12,6 +12,8 @@ use switchyard_rules::Transform;
 use switchyard_targets::{Decision, Delivered, Delivery, DeliveryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+// Tokio's clock, not std's: the worker's timing follows a paused clock in tests.
+use tokio::time::Instant;
 
 use super::journal::{Entry, Stage};
 use super::retry_queue::RetryQueue;
@@ -97,7 +99,7 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
             Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
             // Resends wait in the channel while the deferred ones are many: bounded both.
             Some((event, why)) = resends.recv(), if w.window.len() < WINDOW && w.deferred.len() < WINDOW => w.admit(event, Some(why)).await,
-            _ = sleep_until_tokio(next_retry), if next_retry.is_some() => w.fire_retries(),
+            _ = sleep_until(next_retry), if next_retry.is_some() => w.fire_retries(),
             _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
             _ = std::future::ready(()), if catching_up => w.catch_up().await,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -114,15 +116,9 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
     w.sub.mark_finished();
 }
 
-async fn sleep_until_tokio(at: Option<tokio::time::Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
-    }
-}
-
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
-        tokio::time::sleep_until(at.into()).await;
+        tokio::time::sleep_until(at).await;
     }
 }
 
