@@ -41,6 +41,18 @@ pub enum StoreError {
     Start(String),
 }
 
+/// What a redrive of every dead letter of a bus will do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedriveAll {
+    /// Letters whose (rule, target) is delivered now: they are retried.
+    pub redriven: usize,
+    /// Letters whose target is gone: they stay dead letters.
+    pub orphaned: usize,
+}
+
+/// Dead letters read at once by a redrive of all of them.
+const REDRIVE_PAGE: i64 = 256;
+
 /// What the engine is opened with.
 pub struct EngineConfig {
     pub data_dir: PathBuf,
@@ -197,6 +209,50 @@ impl Engine {
         self.meta.delete_bus(name).await?;
         self.buses.remove(name).await?;
         Ok(true)
+    }
+
+    /// Hands every dead letter of `bus` back to its subscription, in the background, a page
+    /// at a time; letters written after the call are not taken. `None` while an earlier
+    /// redrive of the bus still runs.
+    pub async fn redrive_all(&self, bus: Arc<Bus>) -> Result<Option<RedriveAll>, sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        let (top, counts) = self.meta.dead_letter_counts(&bus.settings.name).await?;
+        if bus.dispatch.redriving_all.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let mut plan = RedriveAll {
+            redriven: 0,
+            orphaned: 0,
+        };
+        for (rule, target, n) in &counts {
+            let n = usize::try_from(*n).unwrap_or(0);
+            if bus.dispatch.delivers_to(rule, target) {
+                plan.redriven += n;
+            } else {
+                plan.orphaned += n;
+            }
+        }
+        let meta = self.meta.clone();
+        tokio::spawn(async move {
+            let mut before = top.saturating_add(1);
+            loop {
+                let page = match meta
+                    .list_dead_letters(&bus.settings.name, before, REDRIVE_PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(bus = %bus.settings.name, error = %e, "redriving dead letters stopped");
+                        break;
+                    }
+                };
+                let Some(last) = page.last() else { break };
+                before = last.id;
+                bus.dispatch.redrive(page).await;
+            }
+            bus.dispatch.redriving_all.store(false, Ordering::Release);
+        });
+        Ok(Some(plan))
     }
 
     /// Publishes one event (as JSON) onto a bus of this server, through the normal ingest

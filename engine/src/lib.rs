@@ -18,4 +18,4 @@ pub mod schemas;
 pub mod telemetry;
 pub mod webhooks;
 
-pub use engine::{Engine, EngineConfig, StoreError};
+pub use engine::{Engine, EngineConfig, RedriveAll, StoreError};

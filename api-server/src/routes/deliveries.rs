@@ -244,9 +244,6 @@ pub struct RedriveOut {
     no_target_count: Option<usize>,
 }
 
-/// Dead letters read at once by a redrive of all of them.
-const REDRIVE_PAGE: i64 = 256;
-
 /// Hands dead letters back to their targets: by ids (200, once handed over), or all of
 /// them (202, handed over in the background; 409 while a previous one still runs).
 #[utoipa::path(post, path = "/v1/buses/{bus}/dead-letters/redrive", tag = "deliveries", request_body = RedriveIn,
@@ -312,57 +309,20 @@ async fn redrive_all(
     state: &Arc<AppState>,
     bus: Arc<switchyard_engine::buses::Bus>,
 ) -> ApiResult<(StatusCode, axum::Json<RedriveOut>)> {
-    use std::sync::atomic::Ordering;
-    let (top, counts) = state
-        .engine
-        .meta
-        .dead_letter_counts(&bus.settings.name)
-        .await?;
-    if bus.dispatch.redriving_all.swap(true, Ordering::AcqRel) {
+    let Some(plan) = state.engine.redrive_all(bus).await? else {
         return Err(ApiError::new(
             ErrorKind::Conflict,
             "redrive_running",
             "a redrive of every dead letter of this bus is still running",
         ));
-    }
-    let (mut redriven, mut orphaned) = (0usize, 0usize);
-    for (rule, target, n) in &counts {
-        let n = usize::try_from(*n).unwrap_or(0);
-        if bus.dispatch.delivers_to(rule, target) {
-            redriven += n;
-        } else {
-            orphaned += n;
-        }
-    }
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut before = top.saturating_add(1);
-        loop {
-            let page = match state
-                .engine
-                .meta
-                .list_dead_letters(&bus.settings.name, before, REDRIVE_PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::error!(bus = %bus.settings.name, error = %e, "redriving dead letters stopped");
-                    break;
-                }
-            };
-            let Some(last) = page.last() else { break };
-            before = last.id;
-            bus.dispatch.redrive(page).await;
-        }
-        bus.dispatch.redriving_all.store(false, Ordering::Release);
-    });
+    };
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(RedriveOut {
-            redriven,
+            redriven: plan.redriven,
             not_found: Vec::new(),
             no_target: Vec::new(),
-            no_target_count: Some(orphaned),
+            no_target_count: Some(plan.orphaned),
         }),
     ))
 }
