@@ -12,7 +12,7 @@ use switchyard_schema_registry::Violation;
 use std::sync::Arc;
 
 use crate::buses::Bus;
-use crate::dispatch::journal::{Entry, Stage};
+use crate::dispatch::journal::{Stage, TraceStep};
 use crate::meta::SchemaValidation;
 use crate::metrics::{BusLabel, Metrics, RuleLabels, SchemaLabels};
 use crate::schemas::{SAMPLES, Schemas, Sighting};
@@ -159,7 +159,7 @@ async fn record_violations(
             r#type: ty.to_owned(),
         })
         .inc();
-    let mut entry = Entry::new(offset, Stage::SchemaViolation);
+    let mut entry = TraceStep::new(offset, Stage::SchemaViolation);
     entry.at_ms = now_ms();
     entry.error = Some(
         found

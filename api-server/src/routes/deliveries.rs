@@ -18,7 +18,7 @@ use super::extract::{ApiJson, ApiQuery, page_limit, parse_cursor};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
-use switchyard_engine::dispatch::journal::Entry;
+use switchyard_engine::dispatch::journal::{Stage, TraceStep};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -30,76 +30,19 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(redrive))
 }
 
-/// One step of an event's life.
+/// One step of an event's life, with its time.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Step<'a> {
+pub struct Step {
     at: String,
-    /// `received`, `stored`, `matched`, `transformed`, `attempt`, `retry_scheduled`,
-    /// `delivered` or `dead_lettered`.
-    stage: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempt: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    /// On `delivered` by a function target: the start of its stdout.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_in_ms: Option<u64>,
-    /// Set on deliveries made by a replay.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replay: Option<&'a str>,
+    #[serde(flatten)]
+    step: TraceStep,
 }
 
-impl<'a> Step<'a> {
-    fn at(at_ms: i64, stage: &'static str) -> Step<'a> {
+impl From<TraceStep> for Step {
+    fn from(step: TraceStep) -> Step {
         Step {
-            at: format_ms(at_ms),
-            stage,
-            offset: None,
-            rule: None,
-            target: None,
-            attempt: None,
-            status: None,
-            latency_ms: None,
-            error: None,
-            output: None,
-            retry_in_ms: None,
-            replay: None,
-        }
-    }
-
-    fn from_entry(e: &'a Entry) -> Step<'a> {
-        let stage = match e.stage {
-            switchyard_engine::dispatch::journal::Stage::Transformed => "transformed",
-            switchyard_engine::dispatch::journal::Stage::Attempt => "attempt",
-            switchyard_engine::dispatch::journal::Stage::RetryScheduled => "retry_scheduled",
-            switchyard_engine::dispatch::journal::Stage::Delivered => "delivered",
-            switchyard_engine::dispatch::journal::Stage::DeadLettered => "dead_lettered",
-            switchyard_engine::dispatch::journal::Stage::SchemaViolation => "schema_violation",
-        };
-        let named = |s: &'a str| (!s.is_empty()).then_some(s);
-        Step {
-            rule: named(&e.rule),
-            target: named(&e.target),
-            attempt: e.attempt,
-            status: e.status,
-            latency_ms: e.latency_ms,
-            error: e.error.as_deref(),
-            output: e.output.as_deref(),
-            retry_in_ms: e.retry_in_ms,
-            replay: e.replay.as_deref(),
-            ..Step::at(e.at_ms, stage)
+            at: format_ms(step.at_ms),
+            step,
         }
     }
 }
@@ -107,7 +50,7 @@ impl<'a> Step<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Trace<'a> {
     event: EventRecord<'a>,
-    timeline: Vec<Step<'a>>,
+    timeline: Vec<Step>,
 }
 
 /// Everything that happened to one event, in time order.
@@ -128,17 +71,19 @@ async fn trace(
         .await?;
     let at = record.received_at_ms;
     let mut timeline = vec![
-        Step::at(at, "received"),
-        Step {
+        TraceStep::at(at, Stage::Received),
+        TraceStep {
             offset: Some(record.offset),
-            ..Step::at(at, "stored")
+            ..TraceStep::at(at, Stage::Stored)
         },
     ];
-    timeline.extend(record.matched_rules.iter().map(|r| Step {
-        rule: Some(r),
-        ..Step::at(at, "matched")
+    timeline.extend(record.matched_rules.iter().map(|r| TraceStep {
+        rule: r.clone(),
+        ..TraceStep::at(at, Stage::Matched)
     }));
-    timeline.extend(entries.iter().map(Step::from_entry));
+    // The offset shows once, on `stored`: every journal line is about that same copy.
+    timeline.extend(entries.into_iter().map(|e| TraceStep { offset: None, ..e }));
+    let timeline = timeline.into_iter().map(Step::from).collect();
     json_response(&Trace {
         event: to_record(&record)?,
         timeline,

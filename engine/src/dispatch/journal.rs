@@ -11,9 +11,15 @@ use switchyard_event_store::{
 };
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A stage of an event's life. The first three are facts of the stored event (shown in
+/// its trace); the others are journaled as they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    Received,
+    Stored,
+    /// One per rule the event matched when it was published.
+    Matched,
     Transformed,
     Attempt,
     RetryScheduled,
@@ -23,15 +29,22 @@ pub enum Stage {
     SchemaViolation,
 }
 
-/// One journal line, as stored and as shown in a trace timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
+/// One step of an event's life: the one shape of a journal line as stored, of a step of
+/// the trace API's timeline, and (with the event's id and source added) of a delivery
+/// record in the delivery index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TraceStep {
+    /// When: the journal record's time, not a field of the line.
     #[serde(skip)]
     pub at_ms: i64,
-    /// The event's offset in its bus.
-    pub offset: u64,
     pub stage: Stage,
+    /// The event's offset in its bus: on every journal line; in a timeline, on `stored`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Empty when the step is not about one rule (`received`, `schema_violation`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rule: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
@@ -51,11 +64,20 @@ pub struct Entry {
     pub replay: Option<String>,
 }
 
-impl Entry {
-    pub fn new(offset: u64, stage: Stage) -> Entry {
-        Entry {
-            at_ms: 0,
-            offset,
+impl TraceStep {
+    /// A journal line about the event at `offset`.
+    pub fn new(offset: u64, stage: Stage) -> TraceStep {
+        TraceStep {
+            offset: Some(offset),
+            ..TraceStep::at(0, stage)
+        }
+    }
+
+    /// A step at `at_ms`, about no offset, rule or target yet.
+    pub fn at(at_ms: i64, stage: Stage) -> TraceStep {
+        TraceStep {
+            at_ms,
+            offset: None,
             stage,
             rule: String::new(),
             target: String::new(),
@@ -110,7 +132,7 @@ impl Journal {
     }
 
     /// Records one entry for the event `(source, id)`.
-    pub async fn record(&self, source: &str, id: &str, entry: Entry) {
+    pub async fn record(&self, source: &str, id: &str, entry: TraceStep) {
         let payload = match serde_json::to_vec(&entry) {
             Ok(p) => p,
             Err(e) => {
@@ -141,16 +163,16 @@ impl Journal {
         source: &str,
         id: &str,
         offset: u64,
-    ) -> Result<Vec<Entry>, LogError> {
-        let mut out: Vec<Entry> = self
+    ) -> Result<Vec<TraceStep>, LogError> {
+        let mut out: Vec<TraceStep> = self
             .log
             .find(id, Some(source))
             .await?
             .into_iter()
             .filter_map(|r| {
-                let mut e: Entry = serde_json::from_slice(&r.payload).ok()?;
+                let mut e: TraceStep = serde_json::from_slice(&r.payload).ok()?;
                 e.at_ms = r.received_at_ms;
-                (e.offset == offset).then_some(e)
+                (e.offset == Some(offset)).then_some(e)
             })
             .collect();
         out.reverse();

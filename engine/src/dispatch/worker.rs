@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 // Tokio's clock, not std's: the worker's timing follows a paused clock in tests.
 use tokio::time::Instant;
 
-use super::journal::{Entry, Stage};
+use super::journal::{Stage, TraceStep};
 use super::retry_queue::RetryQueue;
 use super::subscription::{Inbox, Resend, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
@@ -188,7 +188,7 @@ impl Worker {
             None => None,
             Some(t) => match apply_guarded(t, &event.value) {
                 Ok(p) => {
-                    self.journal(&event, Entry::new(offset, Stage::Transformed))
+                    self.journal(&event, TraceStep::new(offset, Stage::Transformed))
                         .await;
                     Some(p)
                 }
@@ -377,7 +377,7 @@ impl Worker {
         if let Some(payload) = transformed {
             task.payload = Some(payload);
             let event = task.event.clone();
-            self.journal(&event, Entry::new(offset, Stage::Transformed))
+            self.journal(&event, TraceStep::new(offset, Stage::Transformed))
                 .await;
         }
         let Some(task) = self.window.get(&offset) else {
@@ -394,14 +394,14 @@ impl Worker {
             .metrics
             .delivery_latency
             .observe(latency.as_secs_f64());
-        let mut entry = Entry::new(offset, Stage::Attempt);
+        let mut entry = TraceStep::new(offset, Stage::Attempt);
         entry.attempt = Some(attempts);
         entry.latency_ms = Some((latency_ms * 1000.0).round() / 1000.0);
         match result {
             Ok(delivered) => {
                 entry.status = delivered.status;
                 self.journal(&event, entry).await;
-                let mut done = Entry::new(offset, Stage::Delivered);
+                let mut done = TraceStep::new(offset, Stage::Delivered);
                 done.attempt = Some(attempts);
                 done.status = delivered.status;
                 done.output = delivered.output;
@@ -425,7 +425,7 @@ impl Worker {
                 {
                     Decision::RetryAfter(delay) => {
                         self.counters.failed.inc();
-                        let mut e = Entry::new(offset, Stage::RetryScheduled);
+                        let mut e = TraceStep::new(offset, Stage::RetryScheduled);
                         e.attempt = Some(attempts);
                         e.retry_in_ms = Some(delay.as_millis() as u64);
                         self.journal(&event, e).await;
@@ -538,7 +538,7 @@ impl Worker {
         if let Err(e) = self.dispatch.ports.dead_letters.insert(&dl).await {
             tracing::error!(error = %e, "recording a dead letter failed");
         }
-        let mut entry = Entry::new(offset, Stage::DeadLettered);
+        let mut entry = TraceStep::new(offset, Stage::DeadLettered);
         if let Some(Resend::Replay(id)) = &task.resend {
             entry.replay = Some(id.clone());
         }
@@ -559,11 +559,11 @@ impl Worker {
         }
     }
 
-    async fn journal(&self, event: &Event, mut entry: Entry) {
+    async fn journal(&self, event: &Event, mut entry: TraceStep) {
         if entry.replay.is_none()
-            && let Some(Resend::Replay(id)) = self
-                .window
-                .get(&entry.offset)
+            && let Some(Resend::Replay(id)) = entry
+                .offset
+                .and_then(|o| self.window.get(&o))
                 .and_then(|t| t.resend.as_ref())
         {
             entry.replay = Some(id.clone());
