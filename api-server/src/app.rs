@@ -28,24 +28,21 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         AuthMode::Enabled => Some(crate::auth::load_or_create_admin_key(&config.data_dir)?),
         AuthMode::Disabled => None,
     };
-    let engine = Engine::open(
-        EngineConfig {
-            data_dir: config.data_dir.clone(),
-            database_url: config.database_url(),
-            dedup_window_ms: i64::try_from(config.dedup_window_seconds.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
-            segment_bytes: config.segment_bytes,
-            limits: Limits {
-                max_event_bytes: config.max_event_bytes,
-                max_batch_events: config.max_batch_events,
-            },
-            address_policy: config.address_policy(),
-            schema_discovery: config.schema_discovery,
-            max_schema_subjects: config.max_schema_subjects,
-            retention_interval: Duration::from_secs(config.retention_interval_seconds),
+    let engine = Engine::open(EngineConfig {
+        data_dir: config.data_dir.clone(),
+        database_url: config.database_url(),
+        dedup_window_ms: i64::try_from(config.dedup_window_seconds.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        segment_bytes: config.segment_bytes,
+        limits: Limits {
+            max_event_bytes: config.max_event_bytes,
+            max_batch_events: config.max_batch_events,
         },
-        routes::rules::validate_stored,
-    )
+        address_policy: config.address_policy(),
+        schema_discovery: config.schema_discovery,
+        max_schema_subjects: config.max_schema_subjects,
+        retention_interval: Duration::from_secs(config.retention_interval_seconds),
+    })
     .await?;
     let listener = TcpListener::bind(config.listen)
         .await

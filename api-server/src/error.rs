@@ -179,6 +179,16 @@ impl From<switchyard_engine::StoreError> for ApiError {
     }
 }
 
+impl From<switchyard_engine::rulespec::SpecError> for ApiError {
+    fn from(e: switchyard_engine::rulespec::SpecError) -> Self {
+        let error = ApiError::new(ErrorKind::Unprocessable, e.code, e.message);
+        match e.path {
+            Some(path) => error.with_details(json!({ "path": path })),
+            None => error,
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::internal(e)

@@ -21,7 +21,7 @@ use crate::dispatch::ports::PublishRequest;
 use crate::dispatch::{Ports, Publisher};
 use crate::functions::Functions;
 use crate::ingest::{Ingest, IngestError};
-use crate::meta::{BusSettings, MetaStore, StoredRule};
+use crate::meta::{BusSettings, MetaStore};
 use crate::metrics::Metrics;
 use crate::schemas::Schemas;
 use crate::telemetry::Telemetry;
@@ -87,12 +87,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the metadata store and every bus's files. `validate` checks a stored rule
-    /// against this version's limits: one that fails is loaded inactive, with the reason.
-    pub async fn open(
-        config: EngineConfig,
-        validate: impl Fn(&StoredRule) -> Result<(), String>,
-    ) -> anyhow::Result<Engine> {
+    /// Opens the metadata store and every bus's files. Every stored rule is checked against
+    /// this version's limits: one that fails is loaded inactive, with the reason.
+    pub async fn open(config: EngineConfig) -> anyhow::Result<Engine> {
         let meta = MetaStore::connect(&config.database_url)
             .await
             .context("opening the metadata store")?;
@@ -132,7 +129,7 @@ impl Engine {
             config.data_dir.join("buses"),
             log_options,
             now_ms(),
-            validate,
+            crate::rulespec::validate_stored,
             ports,
         )
         .await

@@ -14,6 +14,7 @@ pub mod meta;
 pub mod metrics;
 pub mod named;
 pub mod ruleset;
+pub mod rulespec;
 pub mod schemas;
 pub mod telemetry;
 pub mod webhooks;

@@ -30,7 +30,7 @@ async fn engine(dir: &std::path::Path) -> Arc<Engine> {
         max_schema_subjects: 100,
         retention_interval: Duration::from_secs(3600),
     };
-    let engine = Arc::new(Engine::open(config, |_| Ok(())).await.expect("opens"));
+    let engine = Arc::new(Engine::open(config).await.expect("opens"));
     engine.start().await.expect("starts");
     engine
 }

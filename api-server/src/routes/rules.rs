@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use switchyard_core::{ErrorKind, Name};
+use serde_json::Value;
+use switchyard_core::ErrorKind;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +20,7 @@ use crate::state::AppState;
 use switchyard_core::time::now_ms;
 use switchyard_engine::buses::Bus;
 use switchyard_engine::meta::StoredRule;
+use switchyard_engine::rulespec::{TargetSpec, check_pattern, check_targets};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -41,63 +42,7 @@ pub struct RuleIn {
     pattern: Value,
     /// Where matched events go; empty: the rule only records its matches.
     #[serde(default)]
-    targets: Vec<TargetIn>,
-}
-
-/// One target of a rule. Its kind-specific settings sit under the key named by `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TargetIn {
-    id: String,
-    kind: TargetKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    http: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    function: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    nats: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    amqp: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    redis: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    mqtt: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    bus: Option<String>,
-    /// `complete` (default), `jsonpath`, `constant`, `template` or `function`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    transform: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    retry: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    dead_letter: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ordering: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    rate_limit_per_second: Option<u32>,
-    /// Deliveries in flight at once (default 64, at most 256).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    concurrency: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Http,
-    Function,
-    Nats,
-    Amqp,
-    Redis,
-    Mqtt,
-    Bus,
+    targets: Vec<TargetSpec>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -113,7 +58,7 @@ pub struct RuleOut {
     inactive_reason: Option<String>,
     #[schema(value_type = Object)]
     pattern: Value,
-    targets: Vec<TargetIn>,
+    targets: Vec<TargetSpec>,
     created_at: String,
     updated_at: String,
 }
@@ -164,127 +109,6 @@ fn rule_out(r: &StoredRule, inactive: Option<&str>) -> RuleOut {
         created_at: switchyard_core::time::format_ms(r.created_at_ms),
         updated_at: switchyard_core::time::format_ms(r.updated_at_ms),
     }
-}
-
-fn unprocessable(code: &'static str, message: String) -> ApiError {
-    ApiError::new(ErrorKind::Unprocessable, code, message)
-}
-
-/// Largest pattern accepted, as compact JSON.
-pub const MAX_PATTERN_BYTES: usize = 64 * 1024;
-
-/// Checks a pattern the way EventBridge does; 422 names the offending path.
-pub fn check_pattern(pattern: &Value) -> ApiResult<switchyard_rules::Pattern> {
-    // Compiling costs about 25 µs a value: the cap keeps one pattern to a fraction of a
-    // second of one core, on the test endpoint as on save.
-    let size = serde_json::to_string(pattern).map_or(usize::MAX, |t| t.len());
-    if size > MAX_PATTERN_BYTES {
-        return Err(unprocessable(
-            "invalid_pattern",
-            format!("pattern: is {size} bytes; the limit is {MAX_PATTERN_BYTES}"),
-        )
-        .with_details(json!({ "path": "" })));
-    }
-    switchyard_rules::Pattern::from_value(pattern).map_err(|e| {
-        unprocessable("invalid_pattern", format!("pattern: {e}"))
-            .with_details(json!({ "path": e.path }))
-    })
-}
-
-/// Checks a transform configuration; 422 names the offending field.
-pub fn check_transform(transform: &Value) -> ApiResult<switchyard_rules::Transform> {
-    switchyard_rules::Transform::parse(transform)
-        .map_err(|e| unprocessable("invalid_transform", format!("transform: {e}")))
-}
-
-fn check_targets(targets: &[TargetIn]) -> ApiResult<()> {
-    let mut ids: Vec<&str> = Vec::with_capacity(targets.len());
-    for (i, t) in targets.iter().enumerate() {
-        let at = |msg: String| unprocessable("invalid_target", format!("targets[{i}]: {msg}"));
-        Name::parse(&t.id).map_err(|e| at(format!("id: {e}")))?;
-        if ids.contains(&t.id.as_str()) {
-            return Err(at(format!(
-                "id {:?} is used by another target of this rule",
-                t.id
-            )));
-        }
-        ids.push(&t.id);
-        let has = |present: bool, key: &str| {
-            if present {
-                Ok(())
-            } else {
-                Err(at(format!(
-                    "a {key} target needs its settings under \"{key}\""
-                )))
-            }
-        };
-        match t.kind {
-            TargetKind::Http => {
-                has(t.http.is_some(), "http")?;
-                if let Some(http) = &t.http {
-                    switchyard_targets::http::HttpConfig::parse(http).map_err(at)?;
-                }
-            }
-            TargetKind::Nats => {
-                has(t.nats.is_some(), "nats")?;
-                if let Some(c) = &t.nats {
-                    switchyard_targets::queue::nats::NatsConfig::parse(c).map_err(at)?;
-                }
-            }
-            TargetKind::Redis => {
-                has(t.redis.is_some(), "redis")?;
-                if let Some(c) = &t.redis {
-                    switchyard_targets::queue::redis::RedisConfig::parse(c).map_err(at)?;
-                }
-            }
-            TargetKind::Amqp => {
-                has(t.amqp.is_some(), "amqp")?;
-                if let Some(c) = &t.amqp {
-                    switchyard_targets::queue::amqp::AmqpConfig::parse(c).map_err(at)?;
-                }
-            }
-            TargetKind::Mqtt => {
-                has(t.mqtt.is_some(), "mqtt")?;
-                if let Some(c) = &t.mqtt {
-                    switchyard_targets::queue::mqtt::MqttConfig::parse(c).map_err(at)?;
-                }
-            }
-            TargetKind::Function => {
-                has(t.function.is_some(), "function")?;
-                if let Some(function) = &t.function {
-                    Name::parse(function).map_err(|e| at(format!("function: {e}")))?;
-                }
-            }
-            TargetKind::Bus => {
-                has(t.bus.is_some(), "bus")?;
-                if let Some(bus) = &t.bus {
-                    Name::parse(bus).map_err(|e| at(format!("bus: {e}")))?;
-                }
-            }
-        }
-        if let Some(transform) = &t.transform {
-            check_transform(transform).map_err(|e| at(e.message))?;
-        }
-        switchyard_targets::RetryPolicy::from_json(t.retry.as_ref()).map_err(at)?;
-        if let Some(ordering) = &t.ordering
-            && ordering != "partition"
-        {
-            return Err(at(format!(
-                "ordering must be \"partition\", got {ordering:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Checks a stored rule as `PUT` would: `Err` says what this version refuses in it.
-pub fn validate_stored(rule: &StoredRule) -> Result<(), String> {
-    let pattern: Value =
-        serde_json::from_str(&rule.pattern).map_err(|e| format!("pattern: {e}"))?;
-    check_pattern(&pattern).map_err(|e| e.message)?;
-    let targets: Vec<TargetIn> =
-        serde_json::from_str(&rule.targets).map_err(|e| format!("targets: {e}"))?;
-    check_targets(&targets).map_err(|e| e.message)
 }
 
 fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
@@ -416,7 +240,8 @@ async fn set_enabled(
     let mut stored = find_rule(&bus, rule)?;
     let inactive = bus.rules().inactive_reason(rule).map(str::to_owned);
     if enabled && let Some(reason) = &inactive {
-        return Err(unprocessable(
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
             "invalid_rule",
             format!("rule {rule:?} cannot run until it is replaced: {reason}"),
         ));

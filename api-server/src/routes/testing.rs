@@ -17,9 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::rules::{check_pattern, check_transform};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use switchyard_engine::rulespec::{check_pattern, check_transform};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
