@@ -189,6 +189,27 @@ impl From<switchyard_engine::rulespec::SpecError> for ApiError {
     }
 }
 
+impl From<switchyard_analytics::QueryError> for ApiError {
+    fn from(e: switchyard_analytics::QueryError) -> Self {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("query: {} (at position {})", e.message, e.position),
+        )
+        .with_details(json!({"position": e.position, "line": e.line, "column": e.column}))
+    }
+}
+
+impl From<switchyard_event_store::IndexError> for ApiError {
+    fn from(e: switchyard_event_store::IndexError) -> Self {
+        match e {
+            switchyard_event_store::IndexError::Unsupported(m) => {
+                ApiError::bad_request("unsupported_query", format!("query: {m}"))
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::internal(e)

@@ -7,7 +7,6 @@ mod error;
 mod keys;
 mod redact;
 mod routes;
-mod search;
 mod serve;
 mod state;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard_event_store::{EventIndex, IndexDoc, LogStore, Record};
+use switchyard_event_store::{EventIndex, IndexDoc, IndexError, LogStore, Record};
 use tokio::sync::{Notify, watch};
 
 const BATCH: usize = 1000;
@@ -64,6 +64,19 @@ impl Indexer {
 
     pub fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    /// Offsets of the newest matches (below `before`), searched off the async threads.
+    pub async fn newest(
+        &self,
+        filter: switchyard_event_store::Filter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, IndexError> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
+            .await
+            .unwrap_or_else(|e| Err(IndexError::Unavailable(e.to_string())))
     }
 
     pub fn start(self: &Arc<Self>) {

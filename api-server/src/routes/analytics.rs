@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 use super::buses::find_bus;
 use super::extract::read_body;
 use crate::error::{ApiError, ApiResult};
-use crate::search;
 use crate::state::AppState;
+use switchyard_analytics::index;
 use switchyard_core::time::format_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -81,15 +81,15 @@ async fn compute(
     index: Arc<switchyard_event_store::EventIndex>,
     req: AnalyticsRequest,
 ) -> ApiResult<Json<Value>> {
-    let filter = search::within(
-        search::filter_for(&req.query)?,
+    let filter = index::within(
+        super::extract::query_filter(&req.query)?,
         Some(req.from_ms),
         Some(req.to_ms),
     );
     let group_by: Vec<FieldRef> = req
         .group_by
         .iter()
-        .map(|f| search::field_ref(f).map_err(|m| unsupported(&format!("group_by: {m}"))))
+        .map(|f| index::field_ref(f).map_err(|m| unsupported(&format!("group_by: {m}"))))
         .collect::<ApiResult<_>>()?;
     let metric = metric(&req.metric)?;
     let spec = AggregateSpec {
@@ -126,7 +126,7 @@ async fn compute(
         req.group_by
             .iter()
             .zip(&g.keys)
-            .map(|(f, k)| (search::field_name(f), k.clone()))
+            .map(|(f, k)| (index::field_name(f), k.clone()))
             .collect()
     };
     let with_value = |mut v: Value, value: Option<f64>| {
@@ -160,7 +160,7 @@ async fn compute(
 
 fn metric(m: &AMetric) -> ApiResult<Metric> {
     let f =
-        |field: &Field| search::field_ref(field).map_err(|m| unsupported(&format!("metric: {m}")));
+        |field: &Field| index::field_ref(field).map_err(|m| unsupported(&format!("metric: {m}")));
     Ok(match m {
         AMetric::Count => Metric::Count,
         AMetric::Avg(field) => Metric::Avg(f(field)?),

@@ -395,25 +395,17 @@ async fn search_deliveries(
     let limit = page_limit(params.limit)?;
     let time = |name: &str, v: &Option<String>| {
         v.as_deref()
-            .map(|t| {
-                switchyard_analytics::parse_timestamp_ms(t).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        format!("{name} {t:?} is not an RFC 3339 timestamp"),
-                    )
-                })
-            })
+            .map(|t| super::extract::parse_time(name, t))
             .transpose()
     };
     let (from, to) = (time("from", &params.from)?, time("to", &params.to)?);
     let filter = match params.q.as_deref().filter(|q| !q.trim().is_empty()) {
-        Some(q) => crate::search::parse(q)?,
+        Some(q) => super::extract::parse_query(q)?,
         None => switchyard_event_store::Filter::All,
     };
-    let filter = crate::search::within(filter, from, to);
+    let filter = switchyard_analytics::index::within(filter, from, to);
     let before = parse_cursor::<u64>(params.cursor.as_deref())?;
-    let offsets =
-        crate::search::offsets(bus.delivery_indexer.index.clone(), filter, before, limit).await?;
+    let offsets = bus.delivery_indexer.newest(filter, before, limit).await?;
     let journal = bus.dispatch.journal.log();
     let mut deliveries = Vec::with_capacity(offsets.len());
     for &offset in &offsets {

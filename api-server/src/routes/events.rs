@@ -338,15 +338,16 @@ async fn list_events(
     let from_ms = params
         .from
         .as_deref()
-        .map(|t| parse_time("from", t))
+        .map(|t| super::extract::parse_time("from", t))
         .transpose()?;
     let to_ms = params
         .to
         .as_deref()
-        .map(|t| parse_time("to", t))
+        .map(|t| super::extract::parse_time("to", t))
         .transpose()?;
     if let Some(q) = params.q.as_deref().filter(|q| !q.trim().is_empty()) {
-        let filter = crate::search::within(crate::search::parse(q)?, from_ms, to_ms);
+        let filter =
+            switchyard_analytics::index::within(super::extract::parse_query(q)?, from_ms, to_ms);
         let before = parse_cursor::<u64>(params.cursor.as_deref())?;
         return search_page(&bus, filter, before, limit).await;
     }
@@ -405,7 +406,7 @@ async fn search_page(
     before: Option<u64>,
     limit: usize,
 ) -> ApiResult<Response> {
-    let offsets = crate::search::offsets(bus.indexer.index.clone(), filter, before, limit).await?;
+    let offsets = bus.indexer.newest(filter, before, limit).await?;
     let mut page: Vec<Record> = Vec::with_capacity(offsets.len());
     for &offset in &offsets {
         // Retention may have removed it from the log before the index caught up.
@@ -426,15 +427,6 @@ async fn search_page(
     json_response(&EventPage {
         events,
         next_cursor,
-    })
-}
-
-fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
-    switchyard_core::time::parse_rfc3339_ms(value).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("{name} {value:?} is not an RFC 3339 timestamp"),
-        )
     })
 }
 

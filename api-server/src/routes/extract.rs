@@ -140,3 +140,27 @@ pub fn parse_cursor<T: std::str::FromStr>(cursor: Option<&str>) -> Result<Option
         })
         .transpose()
 }
+
+/// A `q` parameter as an index filter: 400 `invalid_query` where it does not parse,
+/// `unsupported_query` where search cannot answer it yet.
+pub fn parse_query(q: &str) -> Result<switchyard_event_store::Filter, ApiError> {
+    query_filter(&switchyard_analytics::Query::parse(q)?)
+}
+
+/// A parsed query as an index filter; 400 `unsupported_query` where search cannot answer it.
+pub fn query_filter(
+    query: &switchyard_analytics::Query,
+) -> Result<switchyard_event_store::Filter, ApiError> {
+    switchyard_analytics::index::filter_for(query)
+        .map_err(|m| ApiError::bad_request("unsupported_query", format!("query: {m}")))
+}
+
+/// A `from` or `to` parameter: an RFC 3339 timestamp, in milliseconds.
+pub fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+    switchyard_core::time::parse_rfc3339_ms(value).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("{name} {value:?} is not an RFC 3339 timestamp"),
+        )
+    })
+}

@@ -36,6 +36,9 @@ pub enum IndexError {
     Directory { path: String, message: String },
     #[error("unsupported query: {0}")]
     Unsupported(String),
+    /// The search task did not finish (its thread panicked or the runtime is stopping).
+    #[error("search did not finish: {0}")]
+    Unavailable(String),
 }
 
 #[derive(Clone, Copy)]

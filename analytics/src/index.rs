@@ -1,33 +1,15 @@
-//! Search: the query language (`switchyard-analytics`) translated into index filters
-//! (`switchyard-event-store`), and the 400 a bad query gets.
+//! Queries as the index runs them: the query language's AST translated into the event
+//! index's `Filter` algebra (`switchyard-event-store`), and field names as the index knows
+//! them. Pure: the index executes the filter.
 
 use std::ops::Bound;
 
-use serde_json::json;
-use switchyard_analytics::{CompareOp, Field, Query, Value};
 use switchyard_event_store::{FieldRef, Filter, Scalar};
 
-use crate::error::ApiError;
+use crate::{CompareOp, Field, Query, Value};
 
-/// Parses a `q` parameter into an index filter.
-pub fn parse(q: &str) -> Result<Filter, ApiError> {
-    let query = Query::parse(q).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("query: {} (at position {})", e.message, e.position),
-        )
-        .with_details(json!({"position": e.position, "line": e.line, "column": e.column}))
-    })?;
-    filter_for(&query)
-}
-
-/// The index filter of a parsed query; 400 when search cannot answer it yet.
-pub fn filter_for(query: &Query) -> Result<Filter, ApiError> {
-    translate(query)
-        .map_err(|message| ApiError::bad_request("unsupported_query", format!("query: {message}")))
-}
-
-fn translate(q: &Query) -> Result<Filter, String> {
+/// The index filter of a parsed query; `Err` says what search cannot answer yet.
+pub fn filter_for(q: &Query) -> Result<Filter, String> {
     Ok(match q {
         Query::All => Filter::All,
         Query::Compare { field, op, value } => compare(field, *op, value)?,
@@ -40,9 +22,9 @@ fn translate(q: &Query) -> Result<Filter, String> {
         ),
         Query::Exists { field } => Filter::Exists(field_ref(field)?),
         Query::Text { terms } => Filter::Text(terms.join(" ")),
-        Query::And(parts) => Filter::And(parts.iter().map(translate).collect::<Result<_, _>>()?),
-        Query::Or(parts) => Filter::Or(parts.iter().map(translate).collect::<Result<_, _>>()?),
-        Query::Not(inner) => Filter::Not(Box::new(translate(inner)?)),
+        Query::And(parts) => Filter::And(parts.iter().map(filter_for).collect::<Result<_, _>>()?),
+        Query::Or(parts) => Filter::Or(parts.iter().map(filter_for).collect::<Result<_, _>>()?),
+        Query::Not(inner) => Filter::Not(Box::new(filter_for(inner)?)),
     })
 }
 
@@ -51,7 +33,7 @@ fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String
     // `time` is a timestamp: compare it as one.
     let (target, scalar) = match (&target, value) {
         (FieldRef::Attr(name), Value::String(s)) if name == "time" && op.is_ordering() => {
-            let ms = switchyard_analytics::parse_timestamp_ms(s)
+            let ms = crate::parse_timestamp_ms(s)
                 .ok_or_else(|| format!("time {s:?} is not a timestamp"))?;
             (FieldRef::Time, Scalar::TimeMs(ms))
         }
@@ -131,22 +113,4 @@ pub fn within(filter: Filter, from_ms: Option<i64>, to_ms: Option<i64>) -> Filte
         upper: to_ms.map_or(Bound::Unbounded, |ms| Bound::Excluded(Scalar::TimeMs(ms))),
     };
     Filter::And(vec![filter, window])
-}
-
-/// Offsets of the newest matches, searched off the async threads.
-pub async fn offsets(
-    index: std::sync::Arc<switchyard_event_store::EventIndex>,
-    filter: Filter,
-    before: Option<u64>,
-    limit: usize,
-) -> Result<Vec<u64>, ApiError> {
-    tokio::task::spawn_blocking(move || index.search(&filter, before, limit))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            switchyard_event_store::IndexError::Unsupported(m) => {
-                ApiError::bad_request("unsupported_query", format!("query: {m}"))
-            }
-            other => ApiError::internal(other),
-        })
 }
