@@ -3,6 +3,7 @@
 mod analytics;
 pub mod buses;
 mod console;
+mod dead_letters;
 mod deliveries;
 pub mod events;
 pub mod extract;
@@ -10,9 +11,11 @@ mod functions;
 mod health;
 mod keys;
 mod openapi;
+mod replays;
 pub mod rules;
 mod schemas;
 mod testing;
+mod trace;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -36,6 +39,9 @@ fn keyed() -> OpenApiRouter<Arc<AppState>> {
         .merge(events::router())
         .merge(rules::router())
         .merge(testing::router())
+        .merge(trace::router())
+        .merge(replays::router())
+        .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(schemas::router())
         .merge(analytics::router())
