@@ -252,6 +252,20 @@ impl Engine {
         Ok(Some(plan))
     }
 
+    /// `bus/rule` of every rule with a target or transform that runs `function`.
+    pub fn rules_running(&self, function: &str) -> Vec<String> {
+        let mut users = Vec::new();
+        for bus in self.buses.all() {
+            for rule in bus.rules().list() {
+                let targets = crate::rulespec::stored_targets(rule);
+                if targets.iter().any(|t| t.runs_function(function)) {
+                    users.push(format!("{}/{}", rule.bus, rule.name));
+                }
+            }
+        }
+        users
+    }
+
     /// Publishes one event (as JSON) onto a bus of this server, through the normal ingest
     /// path.
     pub async fn publish_json(&self, bus: &str, event: Value) -> Result<(), DeliveryError> {

@@ -201,3 +201,21 @@ pub enum TargetKind {
     Mqtt,
     Bus,
 }
+
+impl TargetSpec {
+    /// Whether this target, or its transform, runs the function `name`.
+    pub fn runs_function(&self, name: &str) -> bool {
+        let as_target = self.kind == TargetKind::Function && self.function.as_deref() == Some(name);
+        let as_transform = self.transform.as_ref().is_some_and(|t| {
+            t.get("kind").and_then(Value::as_str) == Some("function")
+                && t.get("function").and_then(Value::as_str) == Some(name)
+        });
+        as_target || as_transform
+    }
+}
+
+/// The targets of a stored rule (checked when stored, so this does not fail for rules this
+/// version accepted; an unreadable list reads as none).
+pub fn stored_targets(rule: &StoredRule) -> Vec<TargetSpec> {
+    serde_json::from_str(&rule.targets).unwrap_or_default()
+}

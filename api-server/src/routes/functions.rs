@@ -186,7 +186,7 @@ async fn delete_function(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     find(&state, &name)?;
-    let users = rules_using(&state, &name);
+    let users = state.engine.rules_running(&name);
     if !users.is_empty() {
         return Err(ApiError::new(
             ErrorKind::Conflict,
@@ -208,29 +208,6 @@ async fn delete_function(
     } else {
         Err(ApiError::not_found("function", &name))
     }
-}
-
-/// `bus/rule` of every rule with a target or transform that runs `function`.
-fn rules_using(state: &AppState, function: &str) -> Vec<String> {
-    let mut users = Vec::new();
-    for bus in state.engine.buses.all() {
-        for rule in bus.rules().list() {
-            let targets: Vec<Value> = serde_json::from_str(&rule.targets).unwrap_or_default();
-            let uses = targets.iter().any(|t| {
-                let as_target = t.get("kind").and_then(Value::as_str) == Some("function")
-                    && t.get("function").and_then(Value::as_str) == Some(function);
-                let as_transform = t.get("transform").is_some_and(|tr| {
-                    tr.get("kind").and_then(Value::as_str) == Some("function")
-                        && tr.get("function").and_then(Value::as_str) == Some(function)
-                });
-                as_target || as_transform
-            });
-            if uses {
-                users.push(format!("{}/{}", rule.bus, rule.name));
-            }
-        }
-    }
-    users
 }
 
 #[derive(Debug, Serialize, ToSchema)]
