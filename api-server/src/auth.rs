@@ -5,7 +5,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use std::collections::HashMap;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -58,9 +61,62 @@ impl Caller {
     }
 }
 
+/// Which roles besides admin may call a route, as its OpenAPI operation declares with the
+/// bearer scheme's scopes (`read`, `publish`); a route that declares none is for admins.
+/// Built once from the keyed router's document, so the routes' own metadata is the only
+/// table of permissions.
+#[derive(Debug, Default)]
+pub struct Access {
+    scopes: HashMap<(Method, String), Vec<String>>,
+}
+
+impl Access {
+    pub fn from_document(doc: &utoipa::openapi::OpenApi) -> Access {
+        let mut scopes = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let declared: Vec<String> = operation
+                    .security
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| serde_json::to_value(s).ok())
+                    .filter_map(|v| v.get(BEARER_SCHEME).cloned())
+                    .filter_map(|v| serde_json::from_value::<Vec<String>>(v).ok())
+                    .flatten()
+                    .collect();
+                scopes.insert((method, path.clone()), declared);
+            }
+        }
+        Access { scopes }
+    }
+
+    /// Whether `role` may call the route `path` (a template, as routed) with `method`.
+    pub fn allows(&self, role: Role, method: &Method, path: &str) -> bool {
+        let needed = match role {
+            Role::Admin => return true,
+            Role::Publisher => "publish",
+            Role::Reader => "read",
+        };
+        self.scopes
+            .get(&(method.clone(), path.to_owned()))
+            .is_some_and(|s| s.iter().any(|s| s == needed))
+    }
+}
+
+/// The security scheme's name in the OpenAPI document.
+pub const BEARER_SCHEME: &str = "bearer";
+
 /// Middleware: lets a request through only with the right bearer key.
 pub async fn require_key(
-    State(state): State<Arc<AppState>>,
+    State((state, access)): State<(Arc<AppState>, Arc<Access>)>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -91,7 +147,11 @@ pub async fn require_key(
             "the API key is not valid",
         ));
     };
-    if stored.role.allows(req.method(), req.uri().path()) {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    if access.allows(stored.role, req.method(), &route) {
         req.extensions_mut().insert(Caller(stored.role));
         Ok(next.run(req).await)
     } else {
@@ -124,7 +184,56 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{Access, Method, Role, bearer_token};
+
+    /// Roles allow what the routes declare, read from the real router's document.
+    #[test]
+    fn roles_allow_what_the_routes_declare() {
+        let access = Access::from_document(&crate::routes::document());
+        let cases = [
+            (Method::POST, "/v1/buses/{bus}/events", [true, true, false]),
+            (Method::GET, "/v1/buses/{bus}/events", [true, false, true]),
+            (
+                Method::PUT,
+                "/v1/buses/{bus}/rules/{rule}",
+                [true, false, false],
+            ),
+            (
+                Method::POST,
+                "/v1/buses/{bus}/analytics",
+                [true, false, true],
+            ),
+            (
+                Method::POST,
+                "/v1/analytics/deliveries",
+                [true, false, true],
+            ),
+            (
+                Method::POST,
+                "/v1/functions/{name}/invoke",
+                [true, false, true],
+            ),
+            (Method::PUT, "/v1/functions/{name}", [true, false, false]),
+            (
+                Method::POST,
+                "/v1/buses/{bus}/dead-letters/redrive",
+                [true, false, false],
+            ),
+            (Method::POST, "/v1/keys", [true, false, false]),
+            (Method::GET, "/v1/keys", [true, false, false]),
+            (Method::DELETE, "/v1/buses/{bus}", [true, false, false]),
+            (
+                Method::GET,
+                "/v1/buses/{bus}/events/{id}/trace",
+                [true, false, true],
+            ),
+        ];
+        for (method, path, expected) in cases {
+            let got = [Role::Admin, Role::Publisher, Role::Reader]
+                .map(|r| access.allows(r, &method, path));
+            assert_eq!(got, expected, "{method} {path}");
+        }
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

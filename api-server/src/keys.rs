@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use axum::http::Method;
 use sha2::{Digest, Sha256};
 
 use switchyard_engine::meta::{ApiKeyRow, MetaStore};
@@ -37,31 +36,6 @@ impl Role {
             Role::Admin => "admin",
             Role::Publisher => "publisher",
             Role::Reader => "reader",
-        }
-    }
-
-    /// Whether this role may make the request. Paths are `/v1/...`.
-    pub fn allows(self, method: &Method, path: &str) -> bool {
-        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(2).collect();
-        let publish = method == Method::POST && matches!(parts.as_slice(), ["buses", _, "events"]);
-        if parts.first() == Some(&"keys") {
-            return self == Role::Admin;
-        }
-        match self {
-            Role::Admin => true,
-            Role::Publisher => publish,
-            Role::Reader => {
-                method == Method::GET
-                    || (method == Method::POST
-                        && matches!(
-                            parts.as_slice(),
-                            ["buses", _, "analytics"]
-                                | ["analytics", "deliveries"]
-                                | ["patterns", "test"]
-                                | ["transforms", "test"]
-                                | ["functions", _, "invoke"]
-                        ))
-            }
         }
     }
 }
@@ -166,47 +140,5 @@ impl Keys {
         };
         self.by_hash.remove(&sha);
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_allow_what_they_say() {
-        let cases = [
-            (Method::POST, "/v1/buses/orders/events", [true, true, false]),
-            (Method::GET, "/v1/buses/orders/events", [true, false, true]),
-            (
-                Method::PUT,
-                "/v1/buses/orders/rules/r",
-                [true, false, false],
-            ),
-            (
-                Method::POST,
-                "/v1/buses/orders/analytics",
-                [true, false, true],
-            ),
-            (
-                Method::POST,
-                "/v1/analytics/deliveries",
-                [true, false, true],
-            ),
-            (Method::POST, "/v1/functions/f/invoke", [true, false, true]),
-            (Method::PUT, "/v1/functions/f", [true, false, false]),
-            (
-                Method::POST,
-                "/v1/buses/orders/dead-letters/redrive",
-                [true, false, false],
-            ),
-            (Method::POST, "/v1/keys", [true, false, false]),
-            (Method::GET, "/v1/keys", [true, false, false]),
-            (Method::DELETE, "/v1/buses/orders", [true, false, false]),
-        ];
-        for (method, path, expected) in cases {
-            let got = [Role::Admin, Role::Publisher, Role::Reader].map(|r| r.allows(&method, path));
-            assert_eq!(got, expected, "{method} {path}");
-        }
     }
 }

@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 /// `delivered`, `dead_lettered`, `transformed`, `schema_violation`), `rule`, `target`,
 /// `status`, `latency_ms`, `attempt`, `error`, `event_id`, `event_source`. The body may
 /// name a `bus` (default `default`).
-#[utoipa::path(post, path = "/v1/analytics/deliveries", tag = "deliveries",
+#[utoipa::path(post, path = "/v1/analytics/deliveries", tag = "deliveries", security(("bearer" = ["read"])),
     request_body(content = Object, description = "the analytics request, plus an optional bus"),
     responses((status = 200, description = "rows or series", body = Object), (status = 400), (status = 404), (status = 413), (status = 422)))]
 async fn delivery_analytics(
@@ -61,7 +61,7 @@ async fn delivery_analytics(
 /// "limit"}` → `{"rows": [{"group", "count", "value"?}]}`, or with `interval`
 /// `{"series": [{"group", "points": [{"at", "count", "value"?}]}]}`. Percentiles come from a
 /// sketch (relative error about 1%); counts are exact.
-#[utoipa::path(post, path = "/v1/buses/{bus}/analytics", tag = "events",
+#[utoipa::path(post, path = "/v1/buses/{bus}/analytics", tag = "events", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Object, description = "the analytics request"),
     responses((status = 200, description = "rows or series", body = Object), (status = 400), (status = 404), (status = 413), (status = 422)))]

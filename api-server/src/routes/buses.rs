@@ -82,7 +82,7 @@ pub fn parse_name(kind: &str, name: &str) -> ApiResult<Name> {
         .map_err(|e| ApiError::bad_request("invalid_name", format!("{kind} name: {e}")))
 }
 
-#[utoipa::path(get, path = "/v1/buses", tag = "buses",
+#[utoipa::path(get, path = "/v1/buses", tag = "buses", security(("bearer" = ["read"])),
     responses((status = 200, body = BusList)))]
 async fn list_buses(State(state): State<Arc<AppState>>) -> Json<BusList> {
     let buses = state
@@ -128,7 +128,7 @@ async fn put_bus(
     Ok((status, Json(BusOut::from(bus.as_ref()))))
 }
 
-#[utoipa::path(get, path = "/v1/buses/{bus}", tag = "buses",
+#[utoipa::path(get, path = "/v1/buses/{bus}", tag = "buses", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = BusOut), (status = 404)))]
 async fn get_bus(

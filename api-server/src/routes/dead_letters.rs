@@ -56,7 +56,7 @@ pub struct DeadLetterPage<'a> {
 }
 
 /// Deliveries given up on, newest first.
-#[utoipa::path(get, path = "/v1/buses/{bus}/dead-letters", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/buses/{bus}/dead-letters", tag = "deliveries", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), DeadLetterParams),
     responses((status = 200, body = DeadLetterPage), (status = 404)))]
 async fn list_dead_letters(

@@ -39,7 +39,7 @@ pub struct DeliverySearch {
 }
 
 /// Delivery records (every journal line of every delivery), newest first, searchable.
-#[utoipa::path(get, path = "/v1/buses/{bus}/deliveries", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/buses/{bus}/deliveries", tag = "deliveries", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), DeliverySearch),
     responses((status = 200, description = "`{\"deliveries\": [...], \"next_cursor\"}`", body = Object), (status = 400), (status = 404)))]
 async fn search_deliveries(

@@ -50,7 +50,7 @@ pub struct PublishedEvent {
 /// Publishes events. The mode comes from the request: `ce-specversion` header → binary;
 /// `application/cloudevents+json` (or plain `application/json`) → structured;
 /// `application/cloudevents-batch+json` → batched. Answers after the events are durable.
-#[utoipa::path(post, path = "/v1/buses/{bus}/events", tag = "events",
+#[utoipa::path(post, path = "/v1/buses/{bus}/events", tag = "events", security(("bearer" = ["publish"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"),
         ("ce-specversion" = Option<String>, Header, nullable = false, description = "binary mode: present (`1.0`) with `ce-id`, `ce-source`, `ce-type`; the body is the event's data"),
         ("ce-id" = Option<String>, Header, nullable = false), ("ce-source" = Option<String>, Header, nullable = false), ("ce-type" = Option<String>, Header, nullable = false)),
@@ -325,7 +325,7 @@ pub struct ListParams {
 const MAX_SCAN: u64 = 100_000;
 
 /// Lists events newest first.
-#[utoipa::path(get, path = "/v1/buses/{bus}/events", tag = "events",
+#[utoipa::path(get, path = "/v1/buses/{bus}/events", tag = "events", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ListParams),
     responses((status = 200, body = EventPage), (status = 400), (status = 404)))]
 async fn list_events(
@@ -439,7 +439,7 @@ pub struct GetParams {
 }
 
 /// One event by id.
-#[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}", tag = "events",
+#[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}", tag = "events", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, example = "order-1"), GetParams),
     responses((status = 200, body = EventRecord), (status = 404), (status = 409, description = "several sources used this id; pass ?source=")))]
 async fn get_event(

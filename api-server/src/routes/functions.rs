@@ -64,7 +64,7 @@ pub struct FunctionList {
     functions: Vec<FunctionOut>,
 }
 
-#[utoipa::path(get, path = "/v1/functions", tag = "functions", responses((status = 200, body = FunctionList)))]
+#[utoipa::path(get, path = "/v1/functions", tag = "functions", security(("bearer" = ["read"])), responses((status = 200, body = FunctionList)))]
 async fn list_functions(State(state): State<Arc<AppState>>) -> Json<FunctionList> {
     let functions = state
         .engine
@@ -84,7 +84,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<Arc<Deployed>> {
         .ok_or_else(|| ApiError::not_found("function", name))
 }
 
-#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
+#[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions", security(("bearer" = ["read"])),
     params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = FunctionOut), (status = 404)))]
 async fn get_function(
@@ -232,7 +232,7 @@ pub struct InvokeResult {
 
 /// Runs a function once on the body (any JSON event) and answers with its output, or with
 /// why it failed: a failed run is still a 200, since the request itself succeeded.
-#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions",
+#[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions", security(("bearer" = ["read"])),
     params(("name" = String, Path, example = "echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Object, description = "the event: a JSON object"),
     responses((status = 200, body = InvokeResult), (status = 400), (status = 404), (status = 413), (status = 422, description = "the body is not a JSON object")))]

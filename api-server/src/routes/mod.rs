@@ -66,9 +66,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let access = Arc::new(auth::Access::from_document(&keyed().into_openapi()));
     let (keyed, keyed_doc) = keyed()
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), access),
             auth::require_key,
         ))
         .split_for_parts();

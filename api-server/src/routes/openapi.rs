@@ -14,7 +14,7 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 use crate::error::ErrorResponse;
 
 /// The security scheme's name in `components.securitySchemes`.
-const BEARER: &str = "bearer";
+use crate::auth::BEARER_SCHEME as BEARER;
 
 #[derive(OpenApi)]
 #[openapi(

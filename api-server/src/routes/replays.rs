@@ -83,7 +83,7 @@ pub struct ReplayList {
     replays: Vec<switchyard_engine::dispatch::replay::Progress>,
 }
 
-#[utoipa::path(get, path = "/v1/buses/{bus}/replays", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/buses/{bus}/replays", tag = "deliveries", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 200, body = ReplayList), (status = 404)))]
 async fn list_replays(
     State(state): State<Arc<AppState>>,
@@ -95,7 +95,7 @@ async fn list_replays(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/buses/{bus}/replays/{id}", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/buses/{bus}/replays/{id}", tag = "deliveries", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path)),
     responses((status = 200, description = "the replay's progress", body = Object), (status = 404)))]
 async fn get_replay(

@@ -118,7 +118,7 @@ fn find_rule(bus: &Bus, name: &str) -> ApiResult<StoredRule> {
         .ok_or_else(|| ApiError::not_found("rule", name))
 }
 
-#[utoipa::path(get, path = "/v1/buses/{bus}/rules", tag = "rules",
+#[utoipa::path(get, path = "/v1/buses/{bus}/rules", tag = "rules", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleList), (status = 404)))]
 async fn list_rules(
@@ -185,7 +185,7 @@ async fn put_rule(
     Ok((status, Json(out)))
 }
 
-#[utoipa::path(get, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules",
+#[utoipa::path(get, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("rule" = String, Path, example = "to-echo", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn get_rule(

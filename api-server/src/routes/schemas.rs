@@ -43,7 +43,7 @@ pub struct SchemaList {
     schemas: Vec<SchemaSummary>,
 }
 
-#[utoipa::path(get, path = "/v1/schemas", tag = "schemas", responses((status = 200, body = SchemaList)))]
+#[utoipa::path(get, path = "/v1/schemas", tag = "schemas", security(("bearer" = ["read"])), responses((status = 200, body = SchemaList)))]
 async fn list_schemas(State(state): State<Arc<AppState>>) -> Json<SchemaList> {
     let schemas = state
         .engine
@@ -74,7 +74,7 @@ pub struct FormatParams {
 }
 
 /// The versions of one (source, type)'s schema (source and type URL-encoded).
-#[utoipa::path(get, path = "/v1/schemas/{source}/{type}", tag = "schemas",
+#[utoipa::path(get, path = "/v1/schemas/{source}/{type}", tag = "schemas", security(("bearer" = ["read"])),
     params(("source" = String, Path, example = "/shop"), ("type" = String, Path, example = "order.created"), FormatParams),
     responses((status = 200, description = "`{\"source\", \"type\", \"versions\": [{\"version\", \"schema\", \"explicit\", \"created_at\"}]}`; with `format`, the schema alone (an object, or `true`/`false`) or an OpenAPI document", body = Value), (status = 404)))]
 async fn get_schema(

@@ -41,7 +41,7 @@ pub struct PatternTestResult {
     matches: bool,
 }
 
-#[utoipa::path(post, path = "/v1/patterns/test", tag = "rules", request_body = PatternTest,
+#[utoipa::path(post, path = "/v1/patterns/test", tag = "rules", security(("bearer" = ["read"])), request_body = PatternTest,
     responses((status = 200, body = PatternTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 413), (status = 415), (status = 422, description = "invalid pattern or event")))]
 async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<PatternTestResult>> {
     let pattern = check_pattern(&body.pattern)?;
@@ -72,7 +72,7 @@ pub struct TransformTestResult {
     output: Value,
 }
 
-#[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", request_body = TransformTest,
+#[utoipa::path(post, path = "/v1/transforms/test", tag = "rules", security(("bearer" = ["read"])), request_body = TransformTest,
     responses((status = 200, body = TransformTestResult), (status = 400, description = "the event has a repeated key, nests too deep or holds a lone surrogate"), (status = 413), (status = 415), (status = 422, description = "invalid transform, or it failed on this event")))]
 async fn test_transform(
     State(state): State<Arc<AppState>>,

@@ -45,7 +45,7 @@ pub struct Trace<'a> {
 }
 
 /// Everything that happened to one event, in time order.
-#[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}/trace", tag = "events",
+#[utoipa::path(get, path = "/v1/buses/{bus}/events/{id}/trace", tag = "events", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, example = "order-1"), GetParams),
     responses((status = 200, body = Trace), (status = 404), (status = 409)))]
 async fn trace(

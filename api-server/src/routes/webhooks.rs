@@ -108,7 +108,7 @@ pub struct WebhookList {
     webhooks: Vec<WebhookOut>,
 }
 
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList)))]
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = ["read"])), responses((status = 200, body = WebhookList)))]
 async fn list_webhooks(State(state): State<Arc<AppState>>) -> Json<WebhookList> {
     let webhooks = state
         .webhooks
@@ -126,7 +126,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<Arc<Webhook>> {
         .ok_or_else(|| ApiError::not_found("webhook", name))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{name}", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks/{name}", tag = "webhooks", security(("bearer" = ["read"])),
     params(("name" = String, Path, example = "github", pattern = "^[A-Za-z0-9._-]{1,64}$")), responses((status = 200, body = WebhookOut), (status = 404)))]
 async fn get_webhook(
     State(state): State<Arc<AppState>>,
