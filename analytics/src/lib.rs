@@ -150,6 +150,7 @@ mod bare;
 mod display;
 mod error;
 mod eval;
+#[cfg(feature = "index")]
 pub mod index;
 mod lexer;
 mod parser;
