@@ -72,12 +72,12 @@ pub enum AnalyticsError {
 }
 
 impl AnalyticsError {
-    /// How the API reports it: every variant is a bad request.
+    /// How the API reports it: a body or query that cannot be read is a bad request; a
+    /// setting that is well-formed but not allowed is unprocessable.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            AnalyticsError::Body(_) | AnalyticsError::Query(_) | AnalyticsError::Invalid { .. } => {
-                ErrorKind::InvalidInput
-            }
+            AnalyticsError::Body(_) | AnalyticsError::Query(_) => ErrorKind::InvalidInput,
+            AnalyticsError::Invalid { .. } => ErrorKind::Unprocessable,
         }
     }
 }

@@ -12,9 +12,8 @@ use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
-use switchyard_core::ErrorKind;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::Role;
 use crate::state::AppState;
 
@@ -131,8 +130,7 @@ pub async fn require_key(
         .and_then(bearer_token);
     let Some(key) = presented else {
         return Err(ApiError::new(
-            ErrorKind::Unauthenticated,
-            "unauthorized",
+            Code::Unauthorized,
             "missing API key: send Authorization: Bearer <key> (the admin key is in <data-dir>/admin.key)",
         ));
     };
@@ -142,8 +140,7 @@ pub async fn require_key(
     }
     let Some(stored) = state.keys.find(key) else {
         return Err(ApiError::new(
-            ErrorKind::Unauthenticated,
-            "unauthorized",
+            Code::Unauthorized,
             "the API key is not valid",
         ));
     };
@@ -156,8 +153,7 @@ pub async fn require_key(
         Ok(next.run(req).await)
     } else {
         Err(ApiError::new(
-            ErrorKind::Forbidden,
-            "forbidden",
+            Code::Forbidden,
             format!(
                 "the key {:?} has the {} role, which does not allow {} {}",
                 stored.name,

@@ -3,21 +3,125 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use switchyard_core::{ErrorKind, StructureError};
+use switchyard_core::{BatchError, ErrorKind, EventError, StructureError};
+
+/// The error table: every code the API answers with, the kind of failure it is (which
+/// decides its HTTP status, in [`status`]) and its wire name. Two codes may share a wire
+/// name when the same word means different statuses in different places (an event that is
+/// not one is a 400 on publish and a 422 where a route tests a rule).
+macro_rules! error_table {
+    ($($code:ident => $kind:ident, $wire:literal;)*) => {
+        /// A code of the error table.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($code,)*
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            #[cfg(test)]
+            pub const ALL: &[Code] = &[$(Code::$code,)*];
+
+            pub fn kind(self) -> ErrorKind {
+                match self {
+                    $(Code::$code => ErrorKind::$kind,)*
+                }
+            }
+
+            /// The `code` member of the answer.
+            pub fn wire(self) -> &'static str {
+                match self {
+                    $(Code::$code => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_table! {
+    // Requests the server could not read.
+    BadRequest => InvalidInput, "bad_request";
+    BadBody => InvalidInput, "bad_body";
+    InvalidHeader => InvalidInput, "invalid_header";
+    InvalidJson => InvalidInput, "invalid_json";
+    InvalidName => InvalidInput, "invalid_name";
+    InvalidQuery => InvalidInput, "invalid_query";
+    InvalidCursor => InvalidInput, "invalid_cursor";
+    UnsupportedQuery => InvalidInput, "unsupported_query";
+    InvalidEvent => InvalidInput, "invalid_event";
+    InvalidBatch => InvalidInput, "invalid_batch";
+    InvalidWebhookBody => InvalidInput, "invalid_webhook_body";
+    DuplicateKey => InvalidInput, "duplicate_key";
+    TooDeep => InvalidInput, "too_deep";
+    LoneSurrogate => InvalidInput, "lone_surrogate";
+    // Who is asking.
+    Unauthenticated => Unauthenticated, "unauthenticated";
+    Unauthorized => Unauthenticated, "unauthorized";
+    InvalidSignature => Unauthenticated, "invalid_signature";
+    Forbidden => Forbidden, "forbidden";
+    // What is asked for.
+    NotFound => NotFound, "not_found";
+    Conflict => Conflict, "conflict";
+    AmbiguousId => Conflict, "ambiguous_id";
+    KeyExists => Conflict, "key_exists";
+    FunctionInUse => Conflict, "function_in_use";
+    RedriveRunning => Conflict, "redrive_running";
+    // Limits.
+    TooLarge => TooLarge, "too_large";
+    RequestTimeout => TimedOut, "request_timeout";
+    UnsupportedMediaType => UnsupportedMediaType, "unsupported_media_type";
+    RateLimited => RateLimited, "rate_limited";
+    // Well-formed input that breaks a rule.
+    Unprocessable => Unprocessable, "unprocessable";
+    InvalidBody => Unprocessable, "invalid_body";
+    InvalidField => Unprocessable, "invalid_field";
+    InvalidRule => Unprocessable, "invalid_rule";
+    InvalidPattern => Unprocessable, "invalid_pattern";
+    InvalidTransform => Unprocessable, "invalid_transform";
+    InvalidTarget => Unprocessable, "invalid_target";
+    TransformFailed => Unprocessable, "transform_failed";
+    UnusableEvent => Unprocessable, "invalid_event";
+    SchemaViolation => Unprocessable, "schema_violation";
+    InvalidSchema => Unprocessable, "invalid_schema";
+    InvalidModule => Unprocessable, "invalid_module";
+    InvalidLimits => Unprocessable, "invalid_limits";
+    InvalidWebhook => Unprocessable, "invalid_webhook";
+    // Ours.
+    Unavailable => Unavailable, "unavailable";
+    Internal => Internal, "internal";
+}
+
+impl Code {
+    /// The code for any error of `kind`, when nothing more precise names it.
+    pub fn generic(kind: ErrorKind) -> Code {
+        match kind {
+            ErrorKind::InvalidInput => Code::BadRequest,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::Forbidden => Code::Forbidden,
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::Conflict => Code::Conflict,
+            ErrorKind::TooLarge => Code::TooLarge,
+            ErrorKind::TimedOut => Code::RequestTimeout,
+            ErrorKind::UnsupportedMediaType => Code::UnsupportedMediaType,
+            ErrorKind::Unprocessable => Code::Unprocessable,
+            ErrorKind::RateLimited => Code::RateLimited,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Internal => Code::Internal,
+        }
+    }
+}
 
 /// An error on its way to the client: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug)]
 pub struct ApiError {
-    pub kind: ErrorKind,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub details: Option<Value>,
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
-            kind,
             code,
             message: message.into(),
             details: None,
@@ -29,26 +133,25 @@ impl ApiError {
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::InvalidInput, code, message)
+    pub fn not_found(what: &str, name: &str) -> Self {
+        Self::new(Code::NotFound, format!("{what} {name:?} does not exist"))
     }
 
-    pub fn not_found(what: &str, name: &str) -> Self {
-        Self::new(
-            ErrorKind::NotFound,
-            "not_found",
-            format!("{what} {name:?} does not exist"),
-        )
+    /// A library's error: its `kind()` decides the status. `code` names it when `code` is
+    /// of that kind, else the kind's generic code does; an internal fault is logged and
+    /// answered generically.
+    pub fn classified(kind: ErrorKind, code: Code, error: impl std::fmt::Display) -> Self {
+        match kind {
+            ErrorKind::Internal => Self::internal(error),
+            _ if code.kind() == kind => Self::new(code, error.to_string()),
+            _ => Self::new(Code::generic(kind), error.to_string()),
+        }
     }
 
     /// A fault on our side: the cause goes to the log, a generic message to the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            ErrorKind::Internal,
-            "internal",
-            "internal error; see the server log",
-        )
+        Self::new(Code::Internal, "internal error; see the server log")
     }
 }
 
@@ -91,11 +194,15 @@ pub struct ErrorBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            code: self.code,
+            code: self.code.wire(),
             message: &self.message,
             details: self.details.as_ref(),
         };
-        (status(self.kind), axum::Json(ErrorResponse { error: body })).into_response()
+        (
+            status(self.code.kind()),
+            axum::Json(ErrorResponse { error: body }),
+        )
+            .into_response()
     }
 }
 
@@ -112,35 +219,35 @@ pub fn error_body(code: &str, message: &str) -> Vec<u8> {
 }
 
 /// The error code for a status that something other than our handlers chose (axum's
-/// extractors, the router, the HTTP parser).
+/// extractors, the router, the HTTP parser). Three statuses only the transport answers
+/// with have wire names outside the table.
 pub fn code_for(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthenticated",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        413 => "too_large",
-        414 => "uri_too_long",
-        415 => "unsupported_media_type",
-        422 => "unprocessable",
-        429 => "rate_limited",
-        431 => "headers_too_large",
-        503 => "unavailable",
-        s if s >= 500 => "internal",
-        _ => "error",
-    }
+    let code = match status.as_u16() {
+        405 => return "method_not_allowed",
+        414 => return "uri_too_long",
+        431 => return "headers_too_large",
+        400 => Code::BadRequest,
+        401 => Code::Unauthenticated,
+        403 => Code::Forbidden,
+        404 => Code::NotFound,
+        408 => Code::RequestTimeout,
+        413 => Code::TooLarge,
+        415 => Code::UnsupportedMediaType,
+        422 => Code::Unprocessable,
+        429 => Code::RateLimited,
+        503 => Code::Unavailable,
+        s if s >= 500 => Code::Internal,
+        _ => return "error",
+    };
+    code.wire()
 }
 
 impl From<switchyard_event_store::LogError> for ApiError {
     fn from(e: switchyard_event_store::LogError) -> Self {
         match e {
-            switchyard_event_store::LogError::Closed => ApiError::new(
-                ErrorKind::Unavailable,
-                "unavailable",
-                "the bus log is shutting down",
-            ),
+            switchyard_event_store::LogError::Closed => {
+                ApiError::new(Code::Unavailable, "the bus log is shutting down")
+            }
             e @ (switchyard_event_store::LogError::Io { .. }
             | switchyard_event_store::LogError::Corrupt { .. }) => ApiError::internal(e),
         }
@@ -154,18 +261,49 @@ impl From<StructureError> for ApiError {
         let message = e.to_string();
         let (code, details) = match e {
             StructureError::DuplicateKey { key, path } => (
-                "duplicate_key",
+                Code::DuplicateKey,
                 json!({"problems": [message], "key": key, "path": path}),
             ),
-            StructureError::TooDeep { limit } => {
-                ("too_deep", json!({"problems": [message], "limit": limit}))
-            }
+            StructureError::TooDeep { limit } => (
+                Code::TooDeep,
+                json!({"problems": [message], "limit": limit}),
+            ),
             StructureError::LoneSurrogate { escape, location } => (
-                "lone_surrogate",
+                Code::LoneSurrogate,
                 json!({"problems": [message], "escape": escape, "location": location}),
             ),
         };
-        ApiError::bad_request(code, message).with_details(details)
+        ApiError::new(code, message).with_details(details)
+    }
+}
+
+/// An event refused where it enters, with `details.problems`.
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        let problems = json!({ "problems": e.problems() });
+        match e {
+            EventError::Structure(e) => e.into(),
+            e => ApiError::classified(e.kind(), Code::InvalidEvent, &e).with_details(problems),
+        }
+    }
+}
+
+/// A batch refused whole; `details.invalid` lists each invalid entry's problems.
+impl From<BatchError> for ApiError {
+    fn from(e: BatchError) -> Self {
+        let kind = e.kind();
+        match &e {
+            BatchError::InvalidEntries { entries } => {
+                let invalid: Vec<Value> = entries
+                    .iter()
+                    .map(|(index, err)| json!({"index": index, "problems": err.problems()}))
+                    .collect();
+                let message = format!("{e}; nothing was stored");
+                ApiError::classified(kind, Code::InvalidBatch, message)
+                    .with_details(json!({ "invalid": invalid }))
+            }
+            _ => ApiError::classified(kind, Code::InvalidBatch, &e),
+        }
     }
 }
 
@@ -181,7 +319,13 @@ impl From<switchyard_engine::StoreError> for ApiError {
 
 impl From<switchyard_engine::rulespec::SpecError> for ApiError {
     fn from(e: switchyard_engine::rulespec::SpecError) -> Self {
-        let error = ApiError::new(ErrorKind::Unprocessable, e.code, e.message);
+        use switchyard_engine::rulespec::SpecPart;
+        let code = match e.part {
+            SpecPart::Pattern => Code::InvalidPattern,
+            SpecPart::Transform => Code::InvalidTransform,
+            SpecPart::Target => Code::InvalidTarget,
+        };
+        let error = ApiError::classified(e.kind(), code, &e.message);
         match e.path {
             Some(path) => error.with_details(json!({ "path": path })),
             None => error,
@@ -191,11 +335,31 @@ impl From<switchyard_engine::rulespec::SpecError> for ApiError {
 
 impl From<switchyard_analytics::QueryError> for ApiError {
     fn from(e: switchyard_analytics::QueryError) -> Self {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("query: {} (at position {})", e.message, e.position),
-        )
-        .with_details(json!({"position": e.position, "line": e.line, "column": e.column}))
+        let details = json!({"position": e.position, "line": e.line, "column": e.column});
+        let message = format!("query: {} (at position {})", e.message, e.position);
+        ApiError::classified(e.kind(), Code::InvalidQuery, message).with_details(details)
+    }
+}
+
+impl From<switchyard_analytics::AnalyticsError> for ApiError {
+    fn from(e: switchyard_analytics::AnalyticsError) -> Self {
+        use switchyard_analytics::AnalyticsError;
+        let kind = e.kind();
+        match e {
+            AnalyticsError::Body(m) => ApiError::classified(
+                kind,
+                Code::InvalidJson,
+                format!("the body is not a valid analytics request: {m}"),
+            ),
+            AnalyticsError::Query(q) => {
+                let details = json!({"position": q.position, "line": q.line, "column": q.column});
+                let message = format!("q: {} (at position {})", q.message, q.position);
+                ApiError::classified(kind, Code::InvalidQuery, message).with_details(details)
+            }
+            AnalyticsError::Invalid { field, message } => {
+                ApiError::classified(kind, Code::InvalidField, format!("{field}: {message}"))
+            }
+        }
     }
 }
 
@@ -203,10 +367,22 @@ impl From<switchyard_event_store::IndexError> for ApiError {
     fn from(e: switchyard_event_store::IndexError) -> Self {
         match e {
             switchyard_event_store::IndexError::Unsupported(m) => {
-                ApiError::bad_request("unsupported_query", format!("query: {m}"))
+                ApiError::new(Code::UnsupportedQuery, format!("query: {m}"))
             }
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<switchyard_schema_registry::SchemaError> for ApiError {
+    fn from(e: switchyard_schema_registry::SchemaError) -> Self {
+        ApiError::classified(e.kind(), Code::InvalidSchema, e)
+    }
+}
+
+impl From<switchyard_rules::TransformError> for ApiError {
+    fn from(e: switchyard_rules::TransformError) -> Self {
+        ApiError::classified(e.kind(), Code::TransformFailed, e)
     }
 }
 
@@ -217,3 +393,53 @@ impl From<sqlx::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_are_snake_case_and_name_one_status() {
+        let mut seen: Vec<(&str, StatusCode)> = Vec::new();
+        for code in Code::ALL {
+            let wire = code.wire();
+            assert!(
+                wire.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{wire}"
+            );
+            let status = status(code.kind());
+            if let Some((_, other)) = seen.iter().find(|(w, _)| *w == wire) {
+                // A shared wire name is for one word meaning two statuses, never the same one.
+                assert_ne!(*other, status, "{wire} is in the table twice");
+            }
+            seen.push((wire, status));
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_generic_code_of_that_kind() {
+        for code in Code::ALL {
+            let kind = code.kind();
+            assert_eq!(Code::generic(kind).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn a_library_error_answers_with_the_status_of_its_kind() {
+        let invalid = switchyard_analytics::AnalyticsError::Invalid {
+            field: "limit".into(),
+            message: "too big".into(),
+        };
+        let kind = invalid.kind();
+        let error = ApiError::from(invalid);
+        assert_eq!((error.code, error.code.kind()), (Code::InvalidField, kind));
+        let stored = switchyard_schema_registry::SchemaError::NotDiscovered {
+            pointer: String::new(),
+            message: "not an object".into(),
+        };
+        assert_eq!(ApiError::from(stored).code, Code::Internal);
+        // A code whose kind is not the library's gives way to the kind's generic code.
+        let e = ApiError::classified(ErrorKind::Conflict, Code::InvalidField, "x");
+        assert_eq!(e.code, Code::Conflict);
+    }
+}

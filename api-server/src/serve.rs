@@ -37,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
-use crate::error::{code_for, error_body};
+use crate::error::{Code, code_for, error_body};
 
 /// Largest request line plus headers, in bytes (the parser's buffer). Above the longest
 /// request target (65,534 bytes), so a long target is told 414 rather than 431.
@@ -357,8 +357,7 @@ pub async fn body_deadline(
     if declared.is_some_and(|n| n > bounds.max_body as u64) {
         return closing(
             crate::error::ApiError::new(
-                switchyard_core::ErrorKind::TooLarge,
-                "too_large",
+                Code::TooLarge,
                 format!(
                     "the request body is over the limit of {} bytes",
                     bounds.max_body

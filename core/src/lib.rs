@@ -4,6 +4,7 @@
 pub mod cloudevent;
 mod error;
 mod name;
+pub mod signature;
 pub mod time;
 
 pub use cloudevent::{BatchError, CloudEvent, EventError, Limits, MAX_EVENT_DEPTH, StructureError};

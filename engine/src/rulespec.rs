@@ -7,21 +7,35 @@ use switchyard_core::Name;
 
 use crate::meta::StoredRule;
 
-/// Why a rule, or a part of one, is refused: a code for the API and a message that names
-/// the field (and, for a pattern, the path in it).
+/// Why a rule, or a part of one, is refused: which part, and a message that names the
+/// field (and, for a pattern, the path in it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SpecError {
-    /// `invalid_pattern`, `invalid_target` or `invalid_transform`.
-    pub code: &'static str,
+    pub part: SpecPart,
     pub message: String,
-    /// Where in the pattern, for `invalid_pattern`.
+    /// Where in the pattern, for a pattern.
     pub path: Option<String>,
 }
 
-fn unprocessable(code: &'static str, message: String) -> SpecError {
+/// The part of a rule a [`SpecError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecPart {
+    Pattern,
+    Transform,
+    Target,
+}
+
+impl SpecError {
+    /// How the API reports it: well-formed input that breaks a rule.
+    pub fn kind(&self) -> switchyard_core::ErrorKind {
+        switchyard_core::ErrorKind::Unprocessable
+    }
+}
+
+fn unprocessable(part: SpecPart, message: String) -> SpecError {
     SpecError {
-        code,
+        part,
         message,
         path: None,
     }
@@ -39,27 +53,27 @@ pub fn check_pattern(pattern: &Value) -> Result<switchyard_rules::Pattern, SpecE
         return Err(SpecError {
             path: Some(String::new()),
             ..unprocessable(
-                "invalid_pattern",
+                SpecPart::Pattern,
                 format!("pattern: is {size} bytes; the limit is {MAX_PATTERN_BYTES}"),
             )
         });
     }
     switchyard_rules::Pattern::from_value(pattern).map_err(|e| SpecError {
         path: Some(e.path.clone()),
-        ..unprocessable("invalid_pattern", format!("pattern: {e}"))
+        ..unprocessable(SpecPart::Pattern, format!("pattern: {e}"))
     })
 }
 
 /// Checks a transform configuration; 422 names the offending field.
 pub fn check_transform(transform: &Value) -> Result<switchyard_rules::Transform, SpecError> {
     switchyard_rules::Transform::parse(transform)
-        .map_err(|e| unprocessable("invalid_transform", format!("transform: {e}")))
+        .map_err(|e| unprocessable(SpecPart::Transform, format!("transform: {e}")))
 }
 
 pub fn check_targets(targets: &[TargetSpec]) -> Result<(), SpecError> {
     let mut ids: Vec<&str> = Vec::with_capacity(targets.len());
     for (i, t) in targets.iter().enumerate() {
-        let at = |msg: String| unprocessable("invalid_target", format!("targets[{i}]: {msg}"));
+        let at = |msg: String| unprocessable(SpecPart::Target, format!("targets[{i}]: {msg}"));
         Name::parse(&t.id).map_err(|e| at(format!("id: {e}")))?;
         if ids.contains(&t.id.as_str()) {
             return Err(at(format!(

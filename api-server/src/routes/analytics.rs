@@ -7,15 +7,14 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use serde_json::{Map, Value, json};
-use switchyard_analytics::{AnalyticsError, AnalyticsRequest, Field, Metric as AMetric, Order};
-use switchyard_core::ErrorKind;
+use switchyard_analytics::{AnalyticsRequest, Field, Metric as AMetric, Order};
 use switchyard_event_store::{AggregateSpec, FieldRef, GroupResult, Metric};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
 use super::extract::read_body;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_analytics::index;
 use switchyard_core::time::format_ms;
@@ -43,16 +42,12 @@ async fn delivery_analytics(
         None => switchyard_engine::buses::DEFAULT_BUS.to_owned(),
         Some(Value::String(b)) => b,
         Some(_) => {
-            return Err(ApiError::new(
-                ErrorKind::Unprocessable,
-                "invalid_field",
-                "bus must be a bus name",
-            ));
+            return Err(ApiError::new(Code::InvalidField, "bus must be a bus name"));
         }
     };
     let bus = find_bus(&state, &bus)?;
     let body = serde_json::to_vec(&value).map_err(ApiError::internal)?;
-    let req = AnalyticsRequest::from_json(&body).map_err(request_error)?;
+    let req = AnalyticsRequest::from_json(&body)?;
     compute(bus.delivery_indexer.index.clone(), req).await
 }
 
@@ -72,7 +67,7 @@ async fn analytics(
 ) -> ApiResult<Json<Value>> {
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, 64 * 1024).await?;
-    let req = AnalyticsRequest::from_json(&body).map_err(request_error)?;
+    let req = AnalyticsRequest::from_json(&body)?;
     compute(bus.indexer.index.clone(), req).await
 }
 
@@ -174,24 +169,5 @@ fn metric(m: &AMetric) -> ApiResult<Metric> {
 }
 
 fn unsupported(message: &str) -> ApiError {
-    ApiError::bad_request("unsupported_query", message.to_owned())
-}
-
-fn request_error(e: AnalyticsError) -> ApiError {
-    match e {
-        AnalyticsError::Body(m) => ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not a valid analytics request: {m}"),
-        ),
-        AnalyticsError::Query(q) => ApiError::bad_request(
-            "invalid_query",
-            format!("q: {} (at position {})", q.message, q.position),
-        )
-        .with_details(json!({"position": q.position, "line": q.line, "column": q.column})),
-        AnalyticsError::Invalid { field, message } => ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_field",
-            format!("{field}: {message}"),
-        ),
-    }
+    ApiError::new(Code::UnsupportedQuery, message.to_owned())
 }

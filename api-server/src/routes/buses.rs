@@ -6,13 +6,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchyard_core::{ErrorKind, Name};
+use switchyard_core::Name;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_engine::buses::{Bus, DEFAULT_BUS, DEFAULT_RETENTION_HOURS};
 use switchyard_engine::meta::{BusSettings, SchemaValidation};
@@ -78,8 +78,7 @@ pub fn find_bus(state: &AppState, name: &str) -> ApiResult<Arc<Bus>> {
 }
 
 pub fn parse_name(kind: &str, name: &str) -> ApiResult<Name> {
-    Name::parse(name)
-        .map_err(|e| ApiError::bad_request("invalid_name", format!("{kind} name: {e}")))
+    Name::parse(name).map_err(|e| ApiError::new(Code::InvalidName, format!("{kind} name: {e}")))
 }
 
 #[utoipa::path(get, path = "/v1/buses", tag = "buses", security(("bearer" = ["read"])),
@@ -108,8 +107,7 @@ async fn put_bus(
     let retention_hours = body.retention_hours.unwrap_or(DEFAULT_RETENTION_HOURS);
     if !(1..=87_600).contains(&retention_hours) {
         return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_field",
+            Code::InvalidField,
             format!("retention_hours must be between 1 and 87600, got {retention_hours}"),
         ));
     }
@@ -147,8 +145,7 @@ async fn delete_bus(
 ) -> ApiResult<StatusCode> {
     if name == DEFAULT_BUS {
         return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "conflict",
+            Code::Conflict,
             "the default bus always exists and cannot be deleted",
         ));
     }

@@ -12,9 +12,8 @@ use axum::http::header::{
 };
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use switchyard_core::ErrorKind;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// One embedded file.
@@ -73,13 +72,7 @@ async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
         .iter()
         .find(|a| a.name == file)
         .map(serve)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::NotFound,
-                "not_found",
-                format!("no console file {file:?}"),
-            )
-        })
+        .ok_or_else(|| ApiError::new(Code::NotFound, format!("no console file {file:?}")))
 }
 
 fn serve(asset: &Asset) -> Response {

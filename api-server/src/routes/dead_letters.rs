@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use switchyard_core::ErrorKind;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +14,7 @@ use utoipa_axum::routes;
 use super::buses::find_bus;
 use super::events::json_response;
 use super::extract::{ApiJson, ApiQuery, page_limit, parse_cursor};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
 
@@ -137,8 +136,7 @@ async fn redrive(
     let bus = find_bus(&state, &bus)?;
     if body.all != body.ids.is_empty() {
         return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_field",
+            Code::InvalidField,
             "give either \"ids\" (a non-empty list) or \"all\": true",
         ));
     }
@@ -191,8 +189,7 @@ async fn redrive_all(
 ) -> ApiResult<(StatusCode, axum::Json<RedriveOut>)> {
     let Some(plan) = state.engine.redrive_all(bus).await? else {
         return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "redrive_running",
+            Code::RedriveRunning,
             "a redrive of every dead letter of this bus is still running",
         ));
     };

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use switchyard_core::CloudEvent;
 use switchyard_core::cloudevent::{self, BinaryEvent};
 use switchyard_core::time::format_ms;
-use switchyard_core::{BatchError, CloudEvent, ErrorKind, EventError};
 use switchyard_event_store::{Appended, Record};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use super::buses::find_bus;
 use super::extract::{ApiQuery, page_limit, parse_cursor, read_body};
 use super::openapi::{Binary, CloudEventJson};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -155,8 +155,7 @@ fn ingest_error(e: switchyard_engine::ingest::IngestError, batched: bool) -> Api
                 })
                 .collect();
             ApiError::new(
-                ErrorKind::Unprocessable,
-                "schema_violation",
+                Code::SchemaViolation,
                 format!(
                     "{} event(s) break their declared schema; nothing was stored",
                     found.len()
@@ -176,8 +175,8 @@ fn parse_events(
         None => None,
         Some(Ok(ct)) => Some(ct),
         Some(Err(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_header",
+            return Err(ApiError::new(
+                Code::InvalidHeader,
                 "Content-Type is not ASCII",
             ));
         }
@@ -193,14 +192,13 @@ fn parse_events(
         "application/cloudevents+json" | "application/json" => {
             cloudevent::parse_structured(body, limits)
                 .map(|e| vec![e])
-                .map_err(event_error)
+                .map_err(ApiError::from)
         }
         "application/cloudevents-batch+json" => {
-            cloudevent::parse_batch(body, limits).map_err(batch_error)
+            cloudevent::parse_batch(body, limits).map_err(ApiError::from)
         }
         _ => Err(ApiError::new(
-            ErrorKind::UnsupportedMediaType,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!(
                 "Content-Type {media:?} is not a CloudEvents mode: send application/cloudevents+json (one event), \
                  application/cloudevents-batch+json (an array), or ce-* headers with any body (binary mode)"
@@ -227,37 +225,7 @@ fn parse_binary(
         },
         limits,
     )
-    .map_err(event_error)
-}
-
-fn event_error(e: EventError) -> ApiError {
-    let kind = match e {
-        EventError::TooLarge { .. } => ErrorKind::TooLarge,
-        EventError::Structure(e) => return e.into(),
-        EventError::NotAnObject { .. } | EventError::Invalid { .. } => ErrorKind::InvalidInput,
-    };
-    let code = match kind {
-        ErrorKind::TooLarge => "too_large",
-        _ => "invalid_event",
-    };
-    ApiError::new(kind, code, e.to_string()).with_details(json!({ "problems": e.problems() }))
-}
-
-fn batch_error(e: BatchError) -> ApiError {
-    match &e {
-        BatchError::NotAnArray { .. } => ApiError::bad_request("invalid_batch", e.to_string()),
-        BatchError::TooManyEvents { .. } => {
-            ApiError::new(ErrorKind::TooLarge, "too_large", e.to_string())
-        }
-        BatchError::InvalidEntries { entries } => {
-            let invalid: Vec<Value> = entries
-                .iter()
-                .map(|(index, err)| json!({"index": index, "problems": err.problems()}))
-                .collect();
-            ApiError::bad_request("invalid_batch", format!("{e}; nothing was stored"))
-                .with_details(json!({ "invalid": invalid }))
-        }
-    }
+    .map_err(ApiError::from)
 }
 
 /// One stored event as the API shows it.
@@ -464,8 +432,7 @@ pub async fn lookup(
     sources.dedup();
     if sources.len() > 1 {
         return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "ambiguous_id",
+            Code::AmbiguousId,
             format!(
                 "{} sources published an event with id {id:?}; pass ?source= to pick one",
                 sources.len()

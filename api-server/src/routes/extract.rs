@@ -5,9 +5,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use switchyard_core::ErrorKind;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Request bodies of the management API are small; this bounds what one may hold.
 const MAX_JSON_BODY: usize = 1 << 20;
@@ -17,8 +16,7 @@ const MAX_JSON_BODY: usize = 1 << 20;
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
-            ErrorKind::TooLarge,
-            "too_large",
+            Code::TooLarge,
             format!("the request body is over the limit of {limit} bytes"),
         )
     };
@@ -32,15 +30,14 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
                 return too_large();
             }
             if let Some(timed_out) = s.downcast_ref::<crate::serve::BodyTimedOut>() {
-                return ApiError::new(
-                    ErrorKind::TimedOut,
-                    "request_timeout",
-                    timed_out.to_string(),
-                );
+                return ApiError::new(Code::RequestTimeout, timed_out.to_string());
             }
             source = s.source();
         }
-        ApiError::bad_request("bad_body", format!("could not read the request body: {e}"))
+        ApiError::new(
+            Code::BadBody,
+            format!("could not read the request body: {e}"),
+        )
     })
 }
 
@@ -59,8 +56,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 || ct.starts_with("application/x-www-form-urlencoded"))
             {
                 return Err(ApiError::new(
-                    ErrorKind::UnsupportedMediaType,
-                    "unsupported_media_type",
+                    Code::UnsupportedMediaType,
                     format!("expected Content-Type application/json, got {ct:?}"),
                 ));
             }
@@ -75,11 +71,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         // this API is an object.
         if text.trim_ascii_start().first() != Some(&b'{') {
             serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(|e| {
-                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+                ApiError::new(
+                    Code::InvalidJson,
+                    format!("the body is not valid JSON: {e}"),
+                )
             })?;
             return Err(ApiError::new(
-                ErrorKind::Unprocessable,
-                "invalid_body",
+                Code::InvalidBody,
                 "the body must be a JSON object",
             ));
         }
@@ -90,14 +88,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// Decodes JSON: bad syntax is a 400, valid JSON of the wrong shape a 422.
 pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::new(ErrorKind::Unprocessable, "invalid_field", e.to_string())
-        }
+        serde_json::error::Category::Data => ApiError::new(Code::InvalidField, e.to_string()),
         serde_json::error::Category::Io
         | serde_json::error::Category::Syntax
-        | serde_json::error::Category::Eof => {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        }
+        | serde_json::error::Category::Eof => ApiError::new(
+            Code::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        ),
     })
 }
 
@@ -110,7 +107,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+            .map_err(|e| ApiError::new(Code::InvalidQuery, e.body_text()))
     }
 }
 
@@ -120,8 +117,8 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     if (1..=1000).contains(&limit) {
         Ok(limit)
     } else {
-        Err(ApiError::bad_request(
-            "invalid_query",
+        Err(ApiError::new(
+            Code::InvalidQuery,
             format!("limit must be 1 to 1000, got {limit}"),
         ))
     }
@@ -132,8 +129,8 @@ pub fn parse_cursor<T: std::str::FromStr>(cursor: Option<&str>) -> Result<Option
     cursor
         .map(|c| {
             c.parse::<T>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_cursor",
+                ApiError::new(
+                    Code::InvalidCursor,
                     format!("cursor {c:?} is not one this API gave out"),
                 )
             })
@@ -152,14 +149,14 @@ pub fn query_filter(
     query: &switchyard_analytics::Query,
 ) -> Result<switchyard_event_store::Filter, ApiError> {
     switchyard_analytics::index::filter_for(query)
-        .map_err(|m| ApiError::bad_request("unsupported_query", format!("query: {m}")))
+        .map_err(|m| ApiError::new(Code::UnsupportedQuery, format!("query: {m}")))
 }
 
 /// A `from` or `to` parameter: an RFC 3339 timestamp, in milliseconds.
 pub fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
     switchyard_core::time::parse_rfc3339_ms(value).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
+        ApiError::new(
+            Code::InvalidQuery,
             format!("{name} {value:?} is not an RFC 3339 timestamp"),
         )
     })

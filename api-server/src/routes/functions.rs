@@ -9,7 +9,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_core::{ErrorKind, Name};
 use switchyard_functions::Limits;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -17,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, parse_json, read_body};
 use super::openapi::Binary;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_core::time::now_ms;
@@ -126,8 +125,7 @@ async fn put_function(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<FunctionOut>)> {
-    Name::parse(&name)
-        .map_err(|e| ApiError::bad_request("invalid_name", format!("function name: {e}")))?;
+    super::buses::parse_name("function", &name)?;
     if let Some(ct) = headers.get(CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         // curl --data-binary sends form-urlencoded unless told otherwise.
@@ -139,8 +137,7 @@ async fn put_function(
         ];
         if !accepted.iter().any(|a| ct.starts_with(a)) {
             return Err(ApiError::new(
-                ErrorKind::UnsupportedMediaType,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 format!(
                     "expected Content-Type application/wasm (a binary module or WAT text), got {ct:?}"
                 ),
@@ -148,12 +145,11 @@ async fn put_function(
         }
     }
     let limits = Limits::new(params.timeout_ms, params.memory_mb, params.fuel)
-        .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "invalid_limits", e))?;
+        .map_err(|e| ApiError::new(Code::InvalidLimits, e))?;
     let module = read_body(body, MAX_MODULE_BYTES).await?;
     if module.is_empty() {
         return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_module",
+            Code::InvalidModule,
             "the body is empty: send a WebAssembly module (binary or WAT text)",
         ));
     }
@@ -163,9 +159,7 @@ async fn put_function(
         .deploy(&state.engine.meta, &name, module.to_vec(), limits, now_ms())
         .await
         .map_err(|e| match e {
-            DeployError::Compile(message) => {
-                ApiError::new(ErrorKind::Unprocessable, "invalid_module", message)
-            }
+            DeployError::Compile(message) => ApiError::new(Code::InvalidModule, message),
             DeployError::Store(e) => e.into(),
         })?;
     let status = if created {
@@ -189,8 +183,7 @@ async fn delete_function(
     let users = state.engine.rules_running(&name);
     if !users.is_empty() {
         return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "function_in_use",
+            Code::FunctionInUse,
             format!(
                 "function {name:?} is used by {}; change or delete them first",
                 users.join(", ")
@@ -246,8 +239,7 @@ async fn invoke_function(
     // The event must be a JSON object, as on a bus; its bytes go to the function as sent.
     if !parse_json::<Value>(&input)?.is_object() {
         return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_event",
+            Code::UnusableEvent,
             "the event must be a JSON object",
         ));
     }

@@ -7,13 +7,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchyard_core::{ErrorKind, Name};
+use switchyard_core::Name;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::keys::{ApiKey, Role};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
@@ -75,17 +75,10 @@ async fn create_key(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<KeyIn>,
 ) -> ApiResult<(StatusCode, Json<KeyOut>)> {
-    Name::parse(&body.name).map_err(|e| {
-        ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_field",
-            format!("name: {e}"),
-        )
-    })?;
+    Name::parse(&body.name).map_err(|e| ApiError::new(Code::InvalidField, format!("name: {e}")))?;
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_field",
+            Code::InvalidField,
             format!(
                 "role: {:?} is not one of admin, publisher, reader",
                 body.role
@@ -100,8 +93,7 @@ async fn create_key(
     match created {
         Some((key, secret)) => Ok((StatusCode::CREATED, Json(key_out(&key, Some(secret))))),
         None => Err(ApiError::new(
-            ErrorKind::Conflict,
-            "key_exists",
+            Code::KeyExists,
             format!("a key named {:?} exists; revoke it first", body.name),
         )),
     }

@@ -21,15 +21,15 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
-use switchyard_core::ErrorKind;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// The routes that ask for an API key: the auth layer wraps exactly these.
@@ -97,14 +97,14 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(ErrorKind::NotFound, "not_found", "no such route")
+    ApiError::new(Code::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(
-            serde_json::json!({"error": {"code": "method_not_allowed", "message": "this route does not take that method"}}),
-        ),
-    )
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    let body = crate::error::error_body(
+        crate::error::code_for(status),
+        "this route does not take that method",
+    );
+    (status, [(CONTENT_TYPE, "application/json")], body)
 }

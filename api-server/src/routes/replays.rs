@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use switchyard_core::ErrorKind;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
 use super::extract::ApiJson;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -48,19 +47,14 @@ async fn start_replay(
     let time = |name: &str, v: &str| {
         switchyard_analytics::parse_timestamp_ms(v).ok_or_else(|| {
             ApiError::new(
-                ErrorKind::Unprocessable,
-                "invalid_field",
+                Code::InvalidField,
                 format!("{name} {v:?} is not an RFC 3339 timestamp"),
             )
         })
     };
     let (from, to) = (time("from", &body.from)?, time("to", &body.to)?);
     if from >= to {
-        return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_field",
-            "from must be before to",
-        ));
+        return Err(ApiError::new(Code::InvalidField, "from must be before to"));
     }
     if let Some(rule) = &body.rule
         && bus.rules().get(rule).is_none()

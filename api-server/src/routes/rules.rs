@@ -7,7 +7,6 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchyard_core::ErrorKind;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +14,7 @@ use utoipa_axum::routes;
 use super::buses::{find_bus, parse_name};
 use super::extract::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_core::time::now_ms;
 use switchyard_engine::buses::Bus;
@@ -241,8 +240,7 @@ async fn set_enabled(
     let inactive = bus.rules().inactive_reason(rule).map(str::to_owned);
     if enabled && let Some(reason) = &inactive {
         return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_rule",
+            Code::InvalidRule,
             format!("rule {rule:?} cannot run until it is replaced: {reason}"),
         ));
     }

@@ -7,13 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_core::ErrorKind;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_engine::schemas::DeclareError;
@@ -112,8 +111,8 @@ async fn get_schema(
             })));
         }
         Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                Code::InvalidQuery,
                 format!("format {other:?} is not one of jsonschema, openapi"),
             ));
         }
@@ -147,8 +146,8 @@ async fn put_schema(
     ApiJson(body): ApiJson<SchemaIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if source.is_empty() || ty.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_name",
+        return Err(ApiError::new(
+            Code::InvalidName,
             "source and type must not be empty",
         ));
     }
@@ -158,9 +157,7 @@ async fn put_schema(
         .declare(&state.engine.meta, &source, &ty, body.schema)
         .await
         .map_err(|e| match e {
-            DeclareError::Invalid(e) => {
-                ApiError::new(ErrorKind::Unprocessable, "invalid_schema", e.to_string())
-            }
+            DeclareError::Invalid(e) => e.into(),
             DeclareError::Store(e) => ApiError::internal(e),
         })?;
     Ok((

@@ -11,13 +11,12 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use switchyard_core::ErrorKind;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_engine::rulespec::{check_pattern, check_transform};
 
@@ -46,13 +45,8 @@ pub struct PatternTestResult {
 async fn test_pattern(ApiJson(body): ApiJson<PatternTest>) -> ApiResult<Json<PatternTestResult>> {
     let pattern = check_pattern(&body.pattern)?;
     let event = test_event(&body.event)?;
-    let matches = switchyard_rules::pattern_matches(&pattern, &event).map_err(|e| {
-        ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_pattern",
-            format!("pattern: {e}"),
-        )
-    })?;
+    let matches = switchyard_rules::pattern_matches(&pattern, &event)
+        .map_err(|e| ApiError::new(Code::InvalidPattern, format!("pattern: {e}")))?;
     Ok(Json(PatternTestResult { matches }))
 }
 
@@ -86,7 +80,7 @@ async fn test_transform(
         .functions
         .transform(&transform, &event, &event_json)
         .await
-        .map_err(|e| ApiError::new(ErrorKind::Unprocessable, "transform_failed", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::TransformFailed, e.to_string()))?;
     Ok(Json(TransformTestResult { output }))
 }
 
@@ -95,11 +89,10 @@ async fn test_transform(
 fn test_event(raw: &RawValue) -> ApiResult<Value> {
     switchyard_core::cloudevent::structure::check_event(raw.get())?;
     let event: Value = serde_json::from_str(raw.get())
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("event: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("event: {e}")))?;
     if !event.is_object() {
         return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "invalid_event",
+            Code::UnusableEvent,
             "event must be a JSON object",
         ));
     }

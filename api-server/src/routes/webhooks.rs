@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use switchyard_core::{ErrorKind, Name};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +15,7 @@ use utoipa_axum::routes;
 use super::events::{Published, append_events};
 use super::extract::{ApiJson, read_body};
 use super::openapi::Binary;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_core::time::now_ms;
@@ -146,9 +145,8 @@ async fn put_webhook(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<WebhookIn>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    Name::parse(&name)
-        .map_err(|e| ApiError::bad_request("invalid_name", format!("webhook name: {e}")))?;
-    let invalid = |m: String| ApiError::new(ErrorKind::Unprocessable, "invalid_webhook", m);
+    super::buses::parse_name("webhook", &name)?;
+    let invalid = |m: String| ApiError::new(Code::InvalidWebhook, m);
     if state.engine.buses.get(&body.bus).is_none() {
         return Err(invalid(format!("bus: {:?} does not exist", body.bus)));
     }
@@ -218,8 +216,8 @@ async fn receive(
     let label = match &outcome {
         Ok(_) => "accepted",
         Err(e) => {
-            tracing::warn!(webhook = %w.name, code = e.code, reason = %e.message, "webhook delivery refused");
-            e.code
+            tracing::warn!(webhook = %w.name, code = e.code.wire(), reason = %e.message, "webhook delivery refused");
+            e.code.wire()
         }
     };
     state
@@ -245,8 +243,7 @@ async fn accept(
     w.verify(&TextHeaders(headers), &body, now.div_euclid(1000))
         .map_err(|why| {
             ApiError::new(
-                ErrorKind::Unauthenticated,
-                "invalid_signature",
+                Code::InvalidSignature,
                 format!(
                     "the {} signature does not verify: {why}",
                     w.verify.as_ref().map_or("", |v| v.scheme.as_str())
@@ -261,12 +258,12 @@ async fn accept(
     let event = w
         .event(&TextHeaders(headers), &body, &format_ms(now), fresh_id)
         .map_err(|e| match e {
-            BodyError::NoType(m) => ApiError::bad_request("invalid_webhook_body", m),
+            BodyError::NoType(m) => ApiError::new(Code::InvalidWebhookBody, m),
             BodyError::Structure(e) => e.into(),
         })?;
     let json = serde_json::to_vec(&event).map_err(ApiError::internal)?;
     let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.engine.limits)
-        .map_err(|e| ApiError::bad_request("invalid_webhook_body", e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::InvalidWebhookBody, e.to_string()))?;
     let mut events = vec![parsed];
     let span = switchyard_engine::telemetry::start_publish(
         &state.engine.telemetry,

@@ -61,6 +61,17 @@ pub enum EventError {
 }
 
 impl EventError {
+    /// How the API reports it: an event over the size limit, or one that is not an event.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            EventError::TooLarge { .. } => crate::ErrorKind::TooLarge,
+            EventError::NotAnObject { .. } | EventError::Invalid { .. } => {
+                crate::ErrorKind::InvalidInput
+            }
+            EventError::Structure(_) => crate::ErrorKind::InvalidInput,
+        }
+    }
+
     /// The reasons, one sentence each, for error details.
     pub fn problems(&self) -> Vec<String> {
         match self {
@@ -81,4 +92,16 @@ pub enum BatchError {
     TooManyEvents { count: usize, limit: usize },
     #[error("{} of the batch's events are invalid", entries.len())]
     InvalidEntries { entries: Vec<(usize, EventError)> },
+}
+
+impl BatchError {
+    /// How the API reports it: too many events, or not a batch of events.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            BatchError::TooManyEvents { .. } => crate::ErrorKind::TooLarge,
+            BatchError::NotAnArray { .. } | BatchError::InvalidEntries { .. } => {
+                crate::ErrorKind::InvalidInput
+            }
+        }
+    }
 }

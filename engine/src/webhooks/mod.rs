@@ -11,7 +11,6 @@ mod wrap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use jsonpath_rust::parser::model::JpQuery;
 
 use crate::meta::{MetaStore, WebhookRow};
@@ -91,12 +90,12 @@ impl Webhook {
                     .filter(|s| !s.is_empty())
                     .ok_or("verify.secret: required with a scheme")?;
                 let key = match scheme {
-                    Scheme::StandardWebhooks => base64::engine::general_purpose::STANDARD
-                        .decode(secret.strip_prefix("whsec_").unwrap_or(&secret))
-                        .map_err(|_| {
-                            "verify.secret: a Standard Webhooks secret is whsec_ followed by base64"
-                                .to_owned()
-                        })?,
+                    Scheme::StandardWebhooks => switchyard_core::signature::standard_webhooks_key(
+                        &secret,
+                    )
+                    .ok_or(
+                        "verify.secret: a Standard Webhooks secret is whsec_ followed by base64",
+                    )?,
                     Scheme::Github | Scheme::Stripe | Scheme::HmacSha256 => {
                         secret.as_bytes().to_vec()
                     }

@@ -1,21 +1,20 @@
 //! Signature verification of inbound webhooks (Standard Webhooks, GitHub, Stripe, generic
 //! HMAC-SHA256): pure functions of the request's headers, body and the clock.
 //!
-//! This file imports nothing from the server crate, only external crates (hmac, sha2,
-//! base64), and reads headers through a lookup function rather than a `HeaderMap`, so that
-//! `api-server/fuzz` can include it with `#[path]` and fuzz exactly the code the server
-//! runs (the server is a binary crate, which a fuzz crate cannot depend on).
+//! This file imports nothing from the engine, only `switchyard-core` (whose `signature`
+//! module computes and compares every MAC, inbound and outbound) and base64, and reads
+//! headers through a lookup function rather than a `HeaderMap`, so that `engine/fuzz` can
+//! include it with `#[path]` and fuzz exactly the code the server runs without building
+//! the engine.
 
 use base64::Engine as _;
-use hmac::Mac;
+use switchyard_core::signature::Signature;
 
 /// How far a signed timestamp may be from our clock (Standard Webhooks and Stripe both
 /// recommend five minutes).
 pub const TOLERANCE_SECONDS: i64 = 300;
 /// The generic scheme's signature header unless the webhook names another.
 pub const DEFAULT_HMAC_HEADER: &str = "x-signature";
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Signature schemes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +76,7 @@ impl Verify {
                 let id = header("webhook-id")?;
                 let ts = timestamp(header("webhook-timestamp")?, now_s)?;
                 let signatures = header("webhook-signature")?;
-                let expected = mac(&self.key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+                let expected = Signature::standard_webhooks(&self.key, id, ts, body);
                 let any = signatures.split_whitespace().any(|s| {
                     s.strip_prefix("v1,")
                         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
@@ -92,7 +91,7 @@ impl Verify {
                     .strip_prefix("sha256=")
                     .and_then(hex)
                     .ok_or("x-hub-signature-256 is not sha256=<hex>")?;
-                verify_mac(&mac(&self.key, &[body]), &sig)
+                verify_mac(&Signature::of(&self.key, &[body]), &sig)
                     .then_some(())
                     .ok_or_else(|| "x-hub-signature-256 does not match".to_owned())
             }
@@ -108,7 +107,7 @@ impl Verify {
                     }
                 }
                 let ts = timestamp(t.ok_or("stripe-signature has no t=")?, now_s)?;
-                let expected = mac(&self.key, &[ts.as_bytes(), b".", body]);
+                let expected = Signature::of(&self.key, &[ts.as_bytes(), b".", body]);
                 sigs.iter()
                     .any(|s| verify_mac(&expected, s))
                     .then_some(())
@@ -121,7 +120,7 @@ impl Verify {
                 let sig = hex(value)
                     .or_else(|| base64::engine::general_purpose::STANDARD.decode(value).ok())
                     .ok_or_else(|| format!("{name} is neither hex nor base64"))?;
-                verify_mac(&mac(&self.key, &[body]), &sig)
+                verify_mac(&Signature::of(&self.key, &[body]), &sig)
                     .then_some(())
                     .ok_or_else(|| format!("{name} does not match"))
             }
@@ -152,20 +151,9 @@ fn timestamp(text: &str, now_s: i64) -> Result<&str, String> {
     Ok(text)
 }
 
-/// HMAC-SHA256 over the parts; `None` only if the key were refused, which HMAC never does.
-fn mac(key: &[u8], parts: &[&[u8]]) -> Option<HmacSha256> {
-    let mut m = HmacSha256::new_from_slice(key).ok()?;
-    for p in parts {
-        m.update(p);
-    }
-    Some(m)
-}
-
-/// Constant-time comparison of the expected MAC with a presented signature.
-fn verify_mac(expected: &Option<HmacSha256>, presented: &[u8]) -> bool {
-    expected
-        .clone()
-        .is_some_and(|m| m.verify_slice(presented).is_ok())
+/// Whether a presented signature is the expected MAC (compared in constant time).
+fn verify_mac(expected: &Option<Signature>, presented: &[u8]) -> bool {
+    expected.as_ref().is_some_and(|m| m.matches(presented))
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {

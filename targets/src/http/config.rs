@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
@@ -71,9 +70,9 @@ impl HttpConfig {
             .signing_secret
             .as_deref()
             .map(|s| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(s.strip_prefix("whsec_").unwrap_or(s))
-                    .map_err(|_| "http.signing_secret must be whsec_ followed by base64".to_owned())
+                switchyard_core::signature::standard_webhooks_key(s).ok_or_else(|| {
+                    "http.signing_secret must be whsec_ followed by base64".to_owned()
+                })
             })
             .transpose()?;
         Ok(HttpConfig {

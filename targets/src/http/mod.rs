@@ -3,7 +3,6 @@
 
 mod config;
 mod resolve;
-pub mod sign;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
+use switchyard_core::signature::Signature;
 
 pub use config::{ContentMode, HttpConfig};
 
@@ -163,16 +163,13 @@ impl Target for HttpTarget {
             req = req.header("traceparent", v);
         }
         if let Some(key) = &self.config.signing_key {
-            let ts = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.as_secs() as i64);
+            let ts = (switchyard_core::time::now_ms().div_euclid(1000)).to_string();
+            let signature = Signature::standard_webhooks(key, d.delivery_id, &ts, &body)
+                .ok_or_else(|| DeliveryError::permanent("the signing key cannot key HMAC"))?;
             req = req
                 .header("webhook-id", d.delivery_id)
-                .header("webhook-timestamp", ts.to_string())
-                .header(
-                    "webhook-signature",
-                    sign::signature(key, d.delivery_id, ts, &body),
-                );
+                .header("webhook-timestamp", ts)
+                .header("webhook-signature", signature.to_standard_webhooks_header());
         }
         for (name, value) in &self.config.headers {
             req = req.header(name, value);
