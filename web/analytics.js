@@ -168,8 +168,8 @@ export async function analyticsView(ctx) {
         totals.length ? bars(totals, 'events') : notice('No events in this window.'),
       );
     } else {
-      // A group with no value for the metric's field has `value: null`: no bar, a dash.
-      const items = answer.rows.map((r) => ({ label: groupLabel(r.group), value: query.metric === 'count' ? r.count : r.value }));
+      // A group with no number in the metric's field has no `value`: no bar, a dash.
+      const items = answer.rows.map((r) => ({ label: groupLabel(r.group), value: query.metric === 'count' ? r.count : r.value ?? null }));
       out.replaceChildren(h('h2', null, `${metric} per group`), items.length ? bars(items, metric) : notice('No events in this window.'));
     }
   }, out);

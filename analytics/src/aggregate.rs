@@ -1,6 +1,7 @@
-//! The reference implementation of analytics: rows or series computed by reading every
-//! record. Simple and exact on purpose: it defines what the index-backed aggregations
-//! must return (up to the rounding of floating-point sums and approximate percentiles).
+//! Analytics answers: the result types, the reference implementation (rows or series
+//! computed by reading every record; simple and exact on purpose, it defines what the
+//! index must return), and the ranking both the reference and the index path finish with
+//! ([`AnalyticsRequest::answer`]), so the two cannot rank differently.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -102,7 +103,7 @@ impl Serialize for AnalyticsResult {
 /// A group value with a total order, so groups sort and compare exactly:
 /// null < booleans < numbers < strings.
 #[derive(Debug, Clone, PartialEq)]
-enum Key {
+pub(crate) enum Key {
     Null,
     Bool(bool),
     Number(f64),
@@ -138,11 +139,15 @@ impl Key {
     fn of(value: &Json) -> Option<Key> {
         Some(match value {
             Json::Bool(b) => Key::Bool(*b),
-            // `+ 0.0` folds -0 into 0: one group for both.
-            Json::Number(n) => Key::Number(n.as_f64()? + 0.0),
+            Json::Number(n) => Key::number(n.as_f64()?),
             Json::String(s) => Key::String(s.clone()),
             Json::Null | Json::Array(_) | Json::Object(_) => return None,
         })
+    }
+
+    /// A number's key; `+ 0.0` folds -0 into 0: one group for both.
+    pub(crate) fn number(n: f64) -> Key {
+        Key::Number(n + 0.0)
     }
 
     fn to_json(&self) -> Json {
@@ -153,6 +158,17 @@ impl Key {
             Key::String(s) => Json::String(s.clone()),
         }
     }
+}
+
+/// One group as an evaluator found it, before ranking: its values (one per `group_by`
+/// field), how many records, the metric over them, and (with an interval) its non-empty
+/// buckets, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Grouped {
+    pub key: Vec<Key>,
+    pub count: u64,
+    pub value: Option<f64>,
+    pub points: Vec<Point>,
 }
 
 /// A group's count and metric inputs, overall and per bucket.
@@ -209,18 +225,38 @@ impl AnalyticsRequest {
                 }
             }
         }
-        let mut ranked: Vec<(Vec<Key>, Tally, Option<f64>)> = tallies
+        let groups = tallies
             .into_iter()
-            .map(|(key, tally)| {
-                let value = self.metric_value(&tally.numbers);
-                (key, tally, value)
+            .map(|(key, tally)| Grouped {
+                key,
+                count: tally.count,
+                value: self.metric_value(&tally.numbers),
+                points: match self.interval {
+                    None => Vec::new(),
+                    Some(_) => tally
+                        .buckets
+                        .into_iter()
+                        .map(|(at_ms, (count, numbers))| Point {
+                            at_ms,
+                            count,
+                            value: self.metric_value(&numbers),
+                        })
+                        .collect(),
+                },
             })
             .collect();
-        ranked.sort_by(|a, b| {
-            self.rank(a.1.count, a.2, b.1.count, b.2)
-                .then_with(|| a.0.cmp(&b.0))
+        self.answer(groups)
+    }
+
+    /// Ranks groups and shapes the answer: by value (by count for `count`) in the
+    /// requested order, groups without a value last, ties by group values ascending, then
+    /// cut to `limit`; rows without an interval, series with one.
+    pub(crate) fn answer(&self, mut groups: Vec<Grouped>) -> AnalyticsResult {
+        groups.sort_by(|a, b| {
+            self.rank(a.count, a.value, b.count, b.value)
+                .then_with(|| a.key.cmp(&b.key))
         });
-        ranked.truncate(self.limit);
+        groups.truncate(self.limit);
         let group = |key: &[Key]| {
             Group(
                 self.group_by
@@ -232,30 +268,22 @@ impl AnalyticsRequest {
         };
         if self.interval.is_none() {
             return AnalyticsResult::Rows(
-                ranked
+                groups
                     .into_iter()
-                    .map(|(key, tally, value)| Row {
-                        group: group(&key),
-                        count: tally.count,
-                        value,
+                    .map(|g| Row {
+                        group: group(&g.key),
+                        count: g.count,
+                        value: g.value,
                     })
                     .collect(),
             );
         }
         AnalyticsResult::Series(
-            ranked
+            groups
                 .into_iter()
-                .map(|(key, tally, _)| Series {
-                    group: group(&key),
-                    points: tally
-                        .buckets
-                        .into_iter()
-                        .map(|(at_ms, (count, numbers))| Point {
-                            at_ms,
-                            count,
-                            value: self.metric_value(&numbers),
-                        })
-                        .collect(),
+                .map(|g| Series {
+                    group: group(&g.key),
+                    points: g.points,
                 })
                 .collect(),
         )
@@ -288,6 +316,7 @@ impl AnalyticsRequest {
         keys
     }
 
+    /// The metric over a group's numbers; `None` for `count` and when there are none.
     fn metric_value(&self, numbers: &[f64]) -> Option<f64> {
         if numbers.is_empty() {
             return None;
@@ -301,9 +330,7 @@ impl AnalyticsRequest {
             Metric::Percentile { percent, .. } => {
                 let mut sorted = numbers.to_vec();
                 sorted.sort_by(f64::total_cmp);
-                // Nearest rank: ceil(p/100 * n), from 1; integer arithmetic keeps it exact.
-                let rank = (usize::from(*percent) * sorted.len()).div_ceil(100).max(1);
-                sorted.get(rank - 1).copied()
+                sorted.get(nearest_rank(*percent, sorted.len())).copied()
             }
         }
     }
@@ -329,4 +356,10 @@ impl AnalyticsRequest {
             Order::Desc => ordering.reverse(),
         }
     }
+}
+
+/// Where the `percent`th percentile of `n` sorted values is, from 0: nearest rank,
+/// `ceil(percent/100 * n)` counted from 1, in integer arithmetic so it is exact.
+pub(crate) fn nearest_rank(percent: u8, n: usize) -> usize {
+    (usize::from(percent) * n).div_ceil(100).max(1) - 1
 }

@@ -1,8 +1,8 @@
 //! Switchyard's event query language: lexer, parser, typed AST and a reference evaluator,
 //! plus analytics requests (group by, histograms, metrics) with a reference implementation.
-//! Pure library: no IO, no index. `event-store` translates a [`Query`] into index queries
-//! and an [`AnalyticsRequest`] into index aggregations; the evaluators here are the oracle
-//! those translations are tested against.
+//! Without features: no IO, no index. With `index`, [`Query`] translates into the event
+//! index's filters and an [`AnalyticsRequest`] runs as index aggregations; the evaluators
+//! here are the oracle those are tested against.
 //!
 //! ```
 //! use switchyard_analytics::Query;
@@ -109,12 +109,28 @@
 //! `!=` as `NOT =`); `Compare` on a number to a numeric term or range on the field, plus
 //! (for `=`) a term on the number's `Display` text among the field's raw strings;
 //! `Compare` on a string to a term or range on the raw (untokenized) string; `Compare` on
-//! a boolean to a boolean term; `= null` to `NOT EXISTS`; `time` to a millisecond range on
-//! a date field ([`parse_timestamp_ms`] reads the value); `In` to a should of its `=`s;
+//! a boolean to a boolean term; `= null` to `NOT EXISTS`; `time` (`=` and `!=` too) to a
+//! millisecond range on a date field ([`parse_timestamp_ms`] reads the value, and the
+//! index reads events' `time` with the same function); `In` to a should of its `=`s;
 //! `Prefix` to a prefix on the raw string; `Exists` to an exists query over the path and
-//! everything below it; `Text` to a phrase (one token: a term) over `data`'s strings,
-//! tokenized exactly as [`tokenize`] does.
+//! everything below it; `Text` to a phrase (one token: a term) within one of `data`'s
+//! strings, tokenized by [`tokenize`], which is the index's tokenizer too. Keys holding a
+//! dot and `data` itself cannot be addressed in the index: the translation says so
+//! (`unsupported_query`) rather than answer differently.
 //!
+//! # Execution
+//!
+//! `index::run` (with the `index` feature) answers an [`AnalyticsRequest`] from the event
+//! index: grouping, histograms and metrics happen in Tantivy's aggregations (nested
+//! `terms` per `group_by` field, records without a value in its `missing` bucket, read
+//! back as `null`; `date_histogram` on receive time; `stats`, and for percentiles a sketch
+//! asked, in a second pass, for the nearest rank of each group's own count). Every group
+//! is read, up to `index::MAX_GROUPS` (past it, and past Tantivy's bucket limit, the
+//! request fails rather than rank a sample), then ranked by the same code as
+//! [`AnalyticsRequest::compute`]. Counts are exact, sums and means up to floating-point
+//! rounding, percentiles within 1% of the nearest-rank value. `tests/oracle.rs` holds the
+//! index to the reference over random records and requests.
+
 //! # Analytics
 //!
 //! [`AnalyticsRequest::from_json`] reads the body of `POST /v1/buses/{bus}/analytics` (and

@@ -3,17 +3,14 @@
 /// Cuts text into lowercase tokens at every character that is not a letter or a digit
 /// (Unicode `char::is_alphanumeric`), lowercasing character by character.
 ///
-/// This is Tantivy's `SimpleTokenizer` followed by `LowerCaser`; an index that answers
-/// full-text terms must tokenize `data`'s strings the same way (and keep long tokens).
+/// The same function cuts `data`'s strings in the event index (`switchyard-core` holds
+/// it for both), so a full-text term finds exactly the tokens the index stored.
 ///
 /// ```
 /// assert_eq!(switchyard_analytics::tokenize("Payment-FAILED: card_declined"), ["payment", "failed", "card", "declined"]);
 /// ```
 pub fn tokenize(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(|t| t.chars().flat_map(char::to_lowercase).collect())
-        .collect()
+    switchyard_core::text::tokenize(text)
 }
 
 /// Whether `terms` occur in `haystack`'s tokens, in order and adjacent.
@@ -27,12 +24,6 @@ pub(crate) fn contains_phrase(haystack: &str, terms: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_on_punctuation_and_lowercases_unicode() {
-        assert_eq!(tokenize("  ÉCOLE,straße 42x "), ["école", "straße", "42x"]);
-        assert!(tokenize("-- !? ").is_empty());
-    }
 
     #[test]
     fn phrases_need_adjacent_tokens() {

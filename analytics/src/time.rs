@@ -1,8 +1,6 @@
 //! Instants as the query language and analytics read and write them: milliseconds since
 //! the Unix epoch, like the log's `received_at_ms`.
 
-use chrono::NaiveDate;
-
 /// Milliseconds since the Unix epoch for an RFC 3339 timestamp
 /// (`2024-01-31T12:00:00.250+01:00`) or a bare date (`2024-01-31`, midnight UTC). Sub-
 /// millisecond digits are dropped (rounding towards the past). `None` for anything else.
@@ -14,11 +12,8 @@ use chrono::NaiveDate;
 /// assert_eq!(parse_timestamp_ms("yesterday"), None);
 /// ```
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
-    if let Some(ms) = switchyard_core::time::parse_rfc3339_ms(text) {
-        return Some(ms);
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+    // The event index reads events' `time` with the same function.
+    switchyard_core::time::parse_instant_ms(text)
 }
 
 /// An instant as RFC 3339 in UTC with milliseconds: `2024-01-31T12:00:00.000Z`.

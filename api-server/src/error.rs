@@ -48,6 +48,7 @@ error_table! {
     InvalidQuery => InvalidInput, "invalid_query";
     InvalidCursor => InvalidInput, "invalid_cursor";
     UnsupportedQuery => InvalidInput, "unsupported_query";
+    TooManyGroups => InvalidInput, "too_many_groups";
     InvalidEvent => InvalidInput, "invalid_event";
     InvalidBatch => InvalidInput, "invalid_batch";
     InvalidWebhookBody => InvalidInput, "invalid_webhook_body";
@@ -317,6 +318,19 @@ impl From<switchyard_engine::StoreError> for ApiError {
     }
 }
 
+impl From<switchyard_engine::RuleError> for ApiError {
+    fn from(e: switchyard_engine::RuleError) -> Self {
+        use switchyard_engine::RuleError;
+        match e {
+            RuleError::NoBus(bus) => ApiError::not_found("bus", &bus),
+            RuleError::NoRule(rule) => ApiError::not_found("rule", &rule),
+            RuleError::Spec(e) => e.into(),
+            e @ RuleError::Inactive { .. } => ApiError::new(Code::InvalidRule, e.to_string()),
+            RuleError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<switchyard_engine::rulespec::SpecError> for ApiError {
     fn from(e: switchyard_engine::rulespec::SpecError) -> Self {
         use switchyard_engine::rulespec::SpecPart;
@@ -360,6 +374,17 @@ impl From<switchyard_analytics::AnalyticsError> for ApiError {
                 ApiError::classified(kind, Code::InvalidField, format!("{field}: {message}"))
             }
         }
+    }
+}
+
+impl From<switchyard_analytics::index::RunError> for ApiError {
+    fn from(e: switchyard_analytics::index::RunError) -> Self {
+        use switchyard_analytics::index::RunError;
+        let code = match e {
+            RunError::Unsupported(_) => Code::UnsupportedQuery,
+            _ => Code::TooManyGroups,
+        };
+        ApiError::classified(e.kind(), code, e)
     }
 }
 

@@ -5,7 +5,6 @@ mod auth;
 mod config;
 mod error;
 mod keys;
-mod redact;
 mod routes;
 mod serve;
 mod state;

@@ -26,6 +26,17 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// Milliseconds since the epoch of an RFC 3339 timestamp (any offset, sub-millisecond
+/// digits dropped) or of a bare date (`2024-01-31`, midnight UTC): how queries, analytics
+/// windows and the event index read an instant, so they agree. `None` for anything else.
+pub fn parse_instant_ms(text: &str) -> Option<i64> {
+    if let Some(ms) = parse_rfc3339_ms(text) {
+        return Some(ms);
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +49,12 @@ mod tests {
             Some(1_706_702_400_250)
         );
         assert_eq!(parse_rfc3339_ms("2024-01-31"), None);
+        assert_eq!(parse_instant_ms("2024-01-31"), Some(1_706_659_200_000));
+        assert_eq!(
+            parse_instant_ms("2024-01-31T00:00:00Z"),
+            Some(1_706_659_200_000)
+        );
+        assert_eq!(parse_instant_ms("soon"), None);
         assert_eq!(format_ms(i64::MAX), "");
         assert!(now_ms() > 1_700_000_000_000);
     }

@@ -11,7 +11,7 @@ use switchyard_event_store::{
 
 use crate::dispatch::{BusDispatch, Journal, Ports};
 use crate::indexer::{Indexer, as_delivery, as_published};
-use crate::meta::{BusSettings, MetaStore, SchemaValidation, StoredRule};
+use crate::meta::{BusSettings, MetaStore, SchemaValidation};
 use crate::ruleset::RuleSet;
 
 pub const DEFAULT_BUS: &str = "default";
@@ -65,14 +65,13 @@ pub struct Buses {
 
 impl Buses {
     /// Opens the log of every bus the metadata store knows, creating `default` if needed.
-    /// `validate` checks a stored rule against this version's limits: one that fails is
+    /// Each stored rule is checked again against this version's limits: one that fails is
     /// loaded inactive with the reason, never run (it may predate a limit).
     pub async fn open(
         meta: &MetaStore,
         root: PathBuf,
         options: SegmentedOptions,
         now_ms: i64,
-        validate: impl Fn(&StoredRule) -> Result<(), String>,
         ports: Ports,
     ) -> anyhow::Result<Buses> {
         let mut settings = meta.list_buses().await?;
@@ -86,26 +85,24 @@ impl Buses {
             meta.put_bus(&default, now_ms).await?;
             settings.push(default);
         }
-        let buses = Buses {
-            root,
-            options,
-            ports,
-            open: RwLock::new(BTreeMap::new()),
-            lifecycle: tokio::sync::Mutex::new(()),
-        };
+        let buses = Buses::new(root, options, ports);
         for s in settings {
             buses.install(s)?;
         }
-        for rule in meta.list_rules().await? {
+        for (rule, unreadable) in meta.list_rules().await? {
             let Some(bus) = buses.get(&rule.bus) else {
                 tracing::warn!(bus = %rule.bus, rule = %rule.name, "rule of an unknown bus ignored");
                 continue;
             };
             let mut rules = bus.rules_mut();
-            let problem = match validate(&rule) {
+            let checked = match unreadable {
+                Some(reason) => Err(reason),
+                None => crate::rulespec::validate_stored(&rule),
+            };
+            let problem = match checked {
                 Err(reason) => Some(reason),
-                Ok(()) => rules
-                    .put(rule.clone())
+                Ok(targets) => rules
+                    .put(rule.clone(), targets)
                     .err()
                     .map(|e| format!("pattern: {e}")),
             };
@@ -115,6 +112,17 @@ impl Buses {
             }
         }
         Ok(buses)
+    }
+
+    /// No buses yet: each [`Buses::install`]ed one keeps its files under `root/<name>/`.
+    pub fn new(root: PathBuf, options: SegmentedOptions, ports: Ports) -> Buses {
+        Buses {
+            root,
+            options,
+            ports,
+            open: RwLock::new(BTreeMap::new()),
+            lifecycle: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Held across the whole of a bus's `PUT` or `DELETE`. Each writes the metadata store and

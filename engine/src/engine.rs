@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
-use switchyard_core::Limits;
 use switchyard_core::time::now_ms;
+use switchyard_core::{Limits, Name};
 use switchyard_targets::{AddressPolicy, DeliveryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,9 +21,11 @@ use crate::dispatch::ports::PublishRequest;
 use crate::dispatch::{Ports, Publisher};
 use crate::functions::Functions;
 use crate::ingest::{Ingest, IngestError};
-use crate::meta::{BusSettings, MetaStore};
+use crate::meta::{BusSettings, MetaStore, StoredRule};
 use crate::metrics::Metrics;
+use crate::rulespec::{SpecError, check_pattern, check_targets};
 use crate::schemas::Schemas;
+use crate::target::TargetSpec;
 use crate::telemetry::Telemetry;
 
 /// How long in-flight deliveries may take to finish when the engine stops.
@@ -39,6 +41,38 @@ pub enum StoreError {
     /// The bus was stored but its delivery could not start.
     #[error("starting delivery: {0}")]
     Start(String),
+}
+
+/// Why changing a rule failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("bus {0:?} does not exist")]
+    NoBus(String),
+    #[error("rule {0:?} does not exist")]
+    NoRule(String),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A stored rule this version cannot run may be replaced or deleted, not enabled.
+    #[error("rule {rule:?} cannot run until it is replaced: {reason}")]
+    Inactive { rule: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for RuleError {
+    fn from(e: sqlx::Error) -> Self {
+        RuleError::Store(e.into())
+    }
+}
+
+/// A rule as `PUT` gives it, before it is checked.
+#[derive(Debug, Clone)]
+pub struct NewRule {
+    pub name: Name,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub pattern: Value,
+    pub targets: Vec<TargetSpec>,
 }
 
 /// What a redrive of every dead letter of a bus will do.
@@ -129,7 +163,6 @@ impl Engine {
             config.data_dir.join("buses"),
             log_options,
             now_ms(),
-            crate::rulespec::validate_stored,
             ports,
         )
         .await
@@ -208,6 +241,107 @@ impl Engine {
         Ok(true)
     }
 
+    /// Creates or replaces a rule of `bus`: checks it (its targets parsed once, into what
+    /// their deliveries run with), stores it, restarts its targets' deliveries at the end of
+    /// the bus, and applies it to events published from now on. Returns the rule as stored
+    /// and whether it was created. Serialized with bus changes: interleaved with a bus's
+    /// deletion, a rule row outlived its bus.
+    pub async fn put_rule(
+        &self,
+        bus: &str,
+        rule: NewRule,
+    ) -> Result<(StoredRule, bool), RuleError> {
+        let _turn = self.buses.lifecycle().await;
+        let bus = self
+            .buses
+            .get(bus)
+            .ok_or_else(|| RuleError::NoBus(bus.to_owned()))?;
+        check_pattern(&rule.pattern)?;
+        let targets = check_targets(&rule.targets)?;
+        let now = now_ms();
+        let created_at_ms = bus
+            .rules()
+            .get(rule.name.as_str())
+            .map_or(now, |r| r.created_at_ms);
+        let stored = StoredRule {
+            bus: bus.settings.name.clone(),
+            name: rule.name.to_string(),
+            description: rule.description,
+            enabled: rule.enabled,
+            pattern: rule.pattern.to_string(),
+            targets: rule.targets,
+            created_at_ms,
+            updated_at_ms: now,
+        };
+        let created = self.meta.put_rule(&stored, now).await?;
+        let target_ids: Vec<String> = stored.targets.iter().map(|t| t.id.clone()).collect();
+        self.meta
+            .delete_cursors(&stored.bus, &stored.name, &target_ids)
+            .await?;
+        bus.rules_mut()
+            .put(stored.clone(), targets)
+            .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
+        bus.resync().await;
+        Ok((stored, created))
+    }
+
+    /// Deletes a rule and its delivery cursors; its deliveries stop.
+    pub async fn delete_rule(&self, bus: &str, rule: &str) -> Result<(), RuleError> {
+        let _turn = self.buses.lifecycle().await;
+        let bus = self
+            .buses
+            .get(bus)
+            .ok_or_else(|| RuleError::NoBus(bus.to_owned()))?;
+        if bus.rules().get(rule).is_none() {
+            return Err(RuleError::NoRule(rule.to_owned()));
+        }
+        self.meta.delete_rule(&bus.settings.name, rule).await?;
+        self.meta
+            .delete_cursors(&bus.settings.name, rule, &[])
+            .await?;
+        bus.rules_mut().remove(rule);
+        bus.resync().await;
+        Ok(())
+    }
+
+    /// Turns a rule on or off; returns it as stored, with why it cannot run if it cannot
+    /// (such a rule may be disabled, not enabled).
+    pub async fn set_rule_enabled(
+        &self,
+        bus: &str,
+        rule: &str,
+        enabled: bool,
+    ) -> Result<(StoredRule, Option<String>), RuleError> {
+        let _turn = self.buses.lifecycle().await;
+        let bus = self
+            .buses
+            .get(bus)
+            .ok_or_else(|| RuleError::NoBus(bus.to_owned()))?;
+        let (mut stored, inactive) = {
+            let rules = bus.rules();
+            let stored = rules.get(rule).cloned();
+            let inactive = rules.inactive_reason(rule).map(str::to_owned);
+            (
+                stored.ok_or_else(|| RuleError::NoRule(rule.to_owned()))?,
+                inactive,
+            )
+        };
+        if enabled && let Some(reason) = inactive {
+            return Err(RuleError::Inactive {
+                rule: rule.to_owned(),
+                reason,
+            });
+        }
+        stored.enabled = enabled;
+        stored.updated_at_ms = now_ms();
+        self.meta.put_rule(&stored, stored.updated_at_ms).await?;
+        bus.rules_mut()
+            .set_enabled(rule, enabled, stored.updated_at_ms)
+            .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
+        bus.resync().await;
+        Ok((stored, inactive))
+    }
+
     /// Hands every dead letter of `bus` back to its subscription, in the background, a page
     /// at a time; letters written after the call are not taken. `None` while an earlier
     /// redrive of the bus still runs.
@@ -252,12 +386,12 @@ impl Engine {
         Ok(Some(plan))
     }
 
-    /// `bus/rule` of every rule with a target or transform that runs `function`.
+    /// `bus/rule` of every rule that can run (enabled or not) with a target or transform
+    /// that runs `function`.
     pub fn rules_running(&self, function: &str) -> Vec<String> {
         let mut users = Vec::new();
         for bus in self.buses.all() {
-            for rule in bus.rules().list() {
-                let targets = crate::rulespec::stored_targets(rule);
+            for (rule, targets) in bus.rules().runnable() {
                 if targets.iter().any(|t| t.runs_function(function)) {
                     users.push(format!("{}/{}", rule.bus, rule.name));
                 }

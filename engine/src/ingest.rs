@@ -202,3 +202,6 @@ fn record_ingest_metrics(
         })
         .inc_by(new);
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,10 @@ pub mod named;
 pub mod ruleset;
 pub mod rulespec;
 pub mod schemas;
+pub mod target;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod webhooks;
 
-pub use engine::{Engine, EngineConfig, RedriveAll, StoreError};
+pub use engine::{Engine, EngineConfig, NewRule, RedriveAll, RuleError, StoreError};

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::Limits;
+use switchyard_core::Name;
 use switchyard_core::cloudevent::parse_structured;
-use switchyard_engine::meta::{BusSettings, SchemaValidation, StoredRule};
+use switchyard_engine::NewRule;
+use switchyard_engine::meta::{BusSettings, SchemaValidation};
 use switchyard_engine::{Engine, EngineConfig};
 use switchyard_event_store::Appended;
 
@@ -41,16 +43,13 @@ fn event(id: &str, ty: &str) -> switchyard_core::CloudEvent {
     parse_structured(json.to_string().as_bytes(), &LIMITS).expect("a valid event")
 }
 
-fn rule(bus: &str, name: &str, pattern: Value, targets: Value) -> StoredRule {
-    StoredRule {
-        bus: bus.to_owned(),
-        name: name.to_owned(),
+fn rule(name: &str, pattern: Value, targets: Value) -> NewRule {
+    NewRule {
+        name: Name::parse(name).expect("a rule name"),
         description: None,
         enabled: true,
-        pattern: pattern.to_string(),
-        targets: targets.to_string(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
+        pattern,
+        targets: serde_json::from_value(targets).expect("targets as written"),
     }
 }
 
@@ -59,14 +58,13 @@ async fn ingest_matches_rules_and_refuses_duplicates() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let engine = engine(dir.path()).await;
     let bus = engine.buses.get("default").expect("the default bus");
-    bus.rules_mut()
-        .put(rule(
+    engine
+        .put_rule(
             "default",
-            "orders",
-            json!({"type": ["order"]}),
-            json!([]),
-        ))
-        .expect("a valid pattern");
+            rule("orders", json!({"type": ["order"]}), json!([])),
+        )
+        .await
+        .expect("a valid rule");
     let appended = engine
         .ingest
         .append(
@@ -115,15 +113,19 @@ async fn a_bus_target_forwards_through_the_publisher() {
         .expect("bus stored");
     assert!(created);
     let bus = engine.buses.get("default").expect("the default bus");
-    bus.rules_mut()
-        .put(rule(
+    let (stored, created) = engine
+        .put_rule(
             "default",
-            "to-audit",
-            json!({"source": ["shop"]}),
-            json!([{"id": "fwd", "kind": "bus", "bus": "audit"}]),
-        ))
-        .expect("a valid pattern");
-    bus.resync().await;
+            rule(
+                "to-audit",
+                json!({"source": ["shop"]}),
+                json!([{"id": "fwd", "kind": "bus", "bus": "audit"}]),
+            ),
+        )
+        .await
+        .expect("a valid rule");
+    assert!(created);
+    assert_eq!(stored.targets[0].id, "fwd");
     engine
         .ingest
         .append(&bus, vec![event("x", "order")])

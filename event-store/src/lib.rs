@@ -14,13 +14,13 @@ mod segmented;
 #[cfg(test)]
 mod testsuite;
 
-pub use index::{
-    AggregateSpec, EventIndex, FieldRef, Filter, GroupResult, IndexDoc, IndexError, Metric, Point,
-    Scalar,
-};
+pub use index::{EventIndex, FieldRef, Filter, IndexDoc, IndexError, MAX_BUCKETS, Scalar};
 pub use log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 pub use memory::MemoryLog;
 pub use segmented::{SegmentedLog, SegmentedOptions};
 /// Frame decoding of the segmented log, public for the fuzz crate only (`event-store/fuzz`).
 #[doc(hidden)]
 pub use segmented::{decode_frame, frame_len};
+/// Tantivy's aggregation requests and results, for [`EventIndex::aggregate`]: callers
+/// build and read them without a Tantivy dependency of their own (one version).
+pub use tantivy::aggregation;

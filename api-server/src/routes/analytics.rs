@@ -1,14 +1,15 @@
-//! `POST /v1/buses/{bus}/analytics`: counts, group-by, time histograms and metrics over the
-//! events of a time window, computed by the index (no event is loaded).
+//! `POST /v1/buses/{bus}/analytics` (and over delivery records): counts, group-by, time
+//! histograms and metrics over a time window. The body is read here; the answer is
+//! `switchyard_analytics::index::run`'s, computed by the index (no event is loaded).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use serde_json::{Map, Value, json};
-use switchyard_analytics::{AnalyticsRequest, Field, Metric as AMetric, Order};
-use switchyard_event_store::{AggregateSpec, FieldRef, GroupResult, Metric};
+use serde_json::Value;
+use switchyard_analytics::index;
+use switchyard_analytics::{AnalyticsRequest, AnalyticsResult};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,8 +17,6 @@ use super::buses::find_bus;
 use super::extract::read_body;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
-use switchyard_analytics::index;
-use switchyard_core::time::format_ms;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -35,7 +34,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 async fn delivery_analytics(
     State(state): State<Arc<AppState>>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AnalyticsResult>> {
     let body = read_body(body, 64 * 1024).await?;
     let mut value: Value = super::extract::parse_json(&body)?;
     let bus = match value.as_object_mut().and_then(|o| o.remove("bus")) {
@@ -54,8 +53,10 @@ async fn delivery_analytics(
 /// `{"q", "from", "to", "group_by": [fields], "interval"?: "1m", "metric"?: "count" |
 /// "avg:field" | "sum:field" | "min:field" | "max:field" | "p95:field", "order": "desc",
 /// "limit"}` → `{"rows": [{"group", "count", "value"?}]}`, or with `interval`
-/// `{"series": [{"group", "points": [{"at", "count", "value"?}]}]}`. Percentiles come from a
-/// sketch (relative error about 1%); counts are exact.
+/// `{"series": [{"group", "points": [{"at", "count", "value"?}]}]}`; `value` is left out
+/// where a group has no number. Every group is ranked (400 `too_many_groups` past
+/// `switchyard_analytics::index::MAX_GROUPS`). Percentiles come from a sketch (within 1% of
+/// the nearest-rank value); counts are exact.
 #[utoipa::path(post, path = "/v1/buses/{bus}/analytics", tag = "events", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Object, description = "the analytics request"),
@@ -64,110 +65,20 @@ async fn analytics(
     State(state): State<Arc<AppState>>,
     Path(bus): Path<String>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AnalyticsResult>> {
     let bus = find_bus(&state, &bus)?;
     let body = read_body(body, 64 * 1024).await?;
     let req = AnalyticsRequest::from_json(&body)?;
     compute(bus.indexer.index.clone(), req).await
 }
 
-/// Runs a validated request on an index and shapes rows or series.
+/// Runs a validated request on an index, off the async threads.
 async fn compute(
     index: Arc<switchyard_event_store::EventIndex>,
     req: AnalyticsRequest,
-) -> ApiResult<Json<Value>> {
-    let filter = index::within(
-        super::extract::query_filter(&req.query)?,
-        Some(req.from_ms),
-        Some(req.to_ms),
-    );
-    let group_by: Vec<FieldRef> = req
-        .group_by
-        .iter()
-        .map(|f| index::field_ref(f).map_err(|m| unsupported(&format!("group_by: {m}"))))
-        .collect::<ApiResult<_>>()?;
-    let metric = metric(&req.metric)?;
-    let spec = AggregateSpec {
-        group_by,
-        interval_ms: req.interval.map(|i| i.as_ms()),
-        metric,
-        size: req.limit.max(10),
-    };
-    let mut groups = tokio::task::spawn_blocking(move || index.aggregate(&filter, &spec))
+) -> ApiResult<Json<AnalyticsResult>> {
+    let result = tokio::task::spawn_blocking(move || index::run(&index, &req))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            switchyard_event_store::IndexError::Unsupported(m) => unsupported(&m),
-            other => ApiError::internal(other),
-        })?;
-    let has_metric = !matches!(req.metric, AMetric::Count);
-    let rank = |g: &GroupResult| {
-        if has_metric {
-            g.value.unwrap_or(f64::NAN)
-        } else {
-            g.count as f64
-        }
-    };
-    groups.sort_by(|a, b| {
-        let (x, y) = (rank(a), rank(b));
-        let ord = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-        match req.order {
-            Order::Desc => ord.reverse(),
-            Order::Asc => ord,
-        }
-    });
-    groups.truncate(req.limit);
-    let group_of = |g: &GroupResult| -> Map<String, Value> {
-        req.group_by
-            .iter()
-            .zip(&g.keys)
-            .map(|(f, k)| (index::field_name(f), k.clone()))
-            .collect()
-    };
-    let with_value = |mut v: Value, value: Option<f64>| {
-        if has_metric {
-            v["value"] = value.map_or(Value::Null, Value::from);
-        }
-        v
-    };
-    if req.interval.is_some() {
-        let series: Vec<Value> = groups
-            .iter()
-            .map(|g| {
-                let points: Vec<Value> = g
-                    .points
-                    .iter()
-                    .map(|p| {
-                        with_value(json!({"at": format_ms(p.at_ms), "count": p.count}), p.value)
-                    })
-                    .collect();
-                json!({"group": group_of(g), "points": points})
-            })
-            .collect();
-        return Ok(Json(json!({ "series": series })));
-    }
-    let rows: Vec<Value> = groups
-        .iter()
-        .map(|g| with_value(json!({"group": group_of(g), "count": g.count}), g.value))
-        .collect();
-    Ok(Json(json!({ "rows": rows })))
-}
-
-fn metric(m: &AMetric) -> ApiResult<Metric> {
-    let f =
-        |field: &Field| index::field_ref(field).map_err(|m| unsupported(&format!("metric: {m}")));
-    Ok(match m {
-        AMetric::Count => Metric::Count,
-        AMetric::Avg(field) => Metric::Avg(f(field)?),
-        AMetric::Sum(field) => Metric::Sum(f(field)?),
-        AMetric::Min(field) => Metric::Min(f(field)?),
-        AMetric::Max(field) => Metric::Max(f(field)?),
-        AMetric::Percentile { field, percent } => {
-            Metric::Percentile(f(field)?, f64::from(*percent))
-        }
-    })
-}
-
-fn unsupported(message: &str) -> ApiError {
-    ApiError::new(Code::UnsupportedQuery, message.to_owned())
+        .map_err(ApiError::internal)?;
+    Ok(Json(result?))
 }

@@ -14,12 +14,12 @@ use utoipa_axum::routes;
 use super::buses::{find_bus, parse_name};
 use super::extract::ApiJson;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use switchyard_core::time::now_ms;
+use switchyard_engine::NewRule;
 use switchyard_engine::buses::Bus;
 use switchyard_engine::meta::StoredRule;
-use switchyard_engine::rulespec::{TargetSpec, check_pattern, check_targets};
+use switchyard_engine::target::TargetSpec;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -67,44 +67,23 @@ pub struct RuleList {
     rules: Vec<RuleOut>,
 }
 
-/// A rule as a key that may not see secrets sees it: header values, signing secrets and
-/// URL passwords masked.
-fn redacted(mut rule: RuleOut) -> RuleOut {
-    for t in &mut rule.targets {
-        for settings in [
-            &mut t.http,
-            &mut t.nats,
-            &mut t.amqp,
-            &mut t.redis,
-            &mut t.mqtt,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            crate::redact::target_settings(settings);
-        }
-    }
-    rule
-}
-
-fn rule_out_for(caller: Option<&Caller>, r: &StoredRule, inactive: Option<&str>) -> RuleOut {
-    if Caller::sees_secrets(caller) {
-        rule_out(r, inactive)
+/// A rule as the caller may see it: a key that may not see secrets sees header values,
+/// signing secrets and URL passwords masked.
+fn rule_out(caller: Option<&Caller>, r: &StoredRule, inactive: Option<&str>) -> RuleOut {
+    let targets = if Caller::sees_secrets(caller) {
+        r.targets.clone()
     } else {
-        redacted(rule_out(r, inactive))
-    }
-}
-
-fn rule_out(r: &StoredRule, inactive: Option<&str>) -> RuleOut {
+        r.targets.iter().map(TargetSpec::redacted).collect()
+    };
     RuleOut {
         bus: r.bus.clone(),
         name: r.name.clone(),
         description: r.description.clone(),
         enabled: r.enabled && inactive.is_none(),
         inactive_reason: inactive.map(str::to_owned),
-        // Both were validated JSON when stored.
+        // Validated JSON when stored.
         pattern: serde_json::from_str(&r.pattern).unwrap_or(Value::Null),
-        targets: serde_json::from_str(&r.targets).unwrap_or_default(),
+        targets,
         created_at: switchyard_core::time::format_ms(r.created_at_ms),
         updated_at: switchyard_core::time::format_ms(r.updated_at_ms),
     }
@@ -130,7 +109,7 @@ async fn list_rules(
     let set = bus.rules();
     let rules = set
         .list()
-        .map(|r| rule_out_for(caller.as_ref(), r, set.inactive_reason(&r.name)))
+        .map(|r| rule_out(caller.as_ref(), r, set.inactive_reason(&r.name)))
         .collect();
     Ok(Json(RuleList { rules }))
 }
@@ -141,47 +120,25 @@ async fn list_rules(
     responses((status = 201, body = RuleOut), (status = 200, body = RuleOut), (status = 400, description = "malformed JSON, or not a valid name"), (status = 413), (status = 415), (status = 404), (status = 422)))]
 async fn put_rule(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Path((bus, rule)): Path<(String, String)>,
     ApiJson(body): ApiJson<RuleIn>,
 ) -> ApiResult<(StatusCode, Json<RuleOut>)> {
-    // Rule writes take turns with bus PUT/DELETE: interleaved with a bus's deletion, a
-    // rule row outlived its bus.
-    let _turn = state.engine.buses.lifecycle().await;
-    let bus = find_bus(&state, &bus)?;
-    let name = parse_name("rule", &rule)?;
-    check_pattern(&body.pattern)?;
-    check_targets(&body.targets)?;
-    let now = now_ms();
-    let created_at_ms = bus
-        .rules()
-        .get(name.as_str())
-        .map_or(now, |r| r.created_at_ms);
-    let stored = StoredRule {
-        bus: bus.settings.name.clone(),
-        name: name.to_string(),
+    let rule = NewRule {
+        name: parse_name("rule", &rule)?,
         description: body.description,
         enabled: body.enabled.unwrap_or(true),
-        pattern: body.pattern.to_string(),
-        targets: serde_json::to_string(&body.targets).map_err(ApiError::internal)?,
-        created_at_ms,
-        updated_at_ms: now,
+        pattern: body.pattern,
+        targets: body.targets,
     };
-    let created = state.engine.meta.put_rule(&stored, now).await?;
-    let target_ids: Vec<String> = body.targets.iter().map(|t| t.id.clone()).collect();
-    state
-        .engine
-        .meta
-        .delete_cursors(&bus.settings.name, name.as_str(), &target_ids)
-        .await?;
-    let out = rule_out(&stored, None);
-    bus.rules_mut().put(stored).map_err(ApiError::internal)?;
-    resync(&state, &bus).await?;
+    let (stored, created) = state.engine.put_rule(&bus, rule).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(out)))
+    let caller = caller.map(|c| c.0);
+    Ok((status, Json(rule_out(caller.as_ref(), &stored, None))))
 }
 
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules/{rule}", tag = "rules", security(("bearer" = ["read"])),
@@ -196,7 +153,7 @@ async fn get_rule(
     let caller = caller.map(|c| c.0);
     let stored = find_rule(&bus, &rule)?;
     let inactive = bus.rules().inactive_reason(&rule).map(str::to_owned);
-    Ok(Json(rule_out_for(
+    Ok(Json(rule_out(
         caller.as_ref(),
         &stored,
         inactive.as_deref(),
@@ -210,60 +167,24 @@ async fn delete_rule(
     State(state): State<Arc<AppState>>,
     Path((bus, rule)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let _turn = state.engine.buses.lifecycle().await;
-    let bus = find_bus(&state, &bus)?;
-    find_rule(&bus, &rule)?;
-    state
-        .engine
-        .meta
-        .delete_rule(&bus.settings.name, &rule)
-        .await?;
-    state
-        .engine
-        .meta
-        .delete_cursors(&bus.settings.name, &rule, &[])
-        .await?;
-    bus.rules_mut().remove(&rule);
-    resync(&state, &bus).await?;
+    state.engine.delete_rule(&bus, &rule).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_enabled(
     state: &AppState,
+    caller: Option<Extension<Caller>>,
     bus: &str,
     rule: &str,
     enabled: bool,
 ) -> ApiResult<Json<RuleOut>> {
-    let _turn = state.engine.buses.lifecycle().await;
-    let bus = find_bus(state, bus)?;
-    let mut stored = find_rule(&bus, rule)?;
-    let inactive = bus.rules().inactive_reason(rule).map(str::to_owned);
-    if enabled && let Some(reason) = &inactive {
-        return Err(ApiError::new(
-            Code::InvalidRule,
-            format!("rule {rule:?} cannot run until it is replaced: {reason}"),
-        ));
-    }
-    stored.enabled = enabled;
-    stored.updated_at_ms = now_ms();
-    state
-        .engine
-        .meta
-        .put_rule(&stored, stored.updated_at_ms)
-        .await?;
-    let out = rule_out(&stored, inactive.as_deref());
-    match inactive {
-        Some(reason) => bus.rules_mut().put_inactive(stored, reason),
-        None => bus.rules_mut().put(stored).map_err(ApiError::internal)?,
-    }
-    resync(state, &bus).await?;
-    Ok(Json(out))
-}
-
-/// Applies the bus's current rules to its running deliveries.
-async fn resync(_state: &AppState, bus: &Bus) -> ApiResult<()> {
-    bus.resync().await;
-    Ok(())
+    let (stored, inactive) = state.engine.set_rule_enabled(bus, rule, enabled).await?;
+    let caller = caller.map(|c| c.0);
+    Ok(Json(rule_out(
+        caller.as_ref(),
+        &stored,
+        inactive.as_deref(),
+    )))
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/enable", tag = "rules",
@@ -271,9 +192,10 @@ async fn resync(_state: &AppState, bus: &Bus) -> ApiResult<()> {
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn enable_rule(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Path((bus, rule)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleOut>> {
-    set_enabled(&state, &bus, &rule, true).await
+    set_enabled(&state, caller, &bus, &rule, true).await
 }
 
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{rule}/disable", tag = "rules",
@@ -281,7 +203,8 @@ async fn enable_rule(
     responses((status = 200, body = RuleOut), (status = 404)))]
 async fn disable_rule(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Path((bus, rule)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleOut>> {
-    set_enabled(&state, &bus, &rule, false).await
+    set_enabled(&state, caller, &bus, &rule, false).await
 }

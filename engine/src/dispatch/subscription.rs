@@ -3,13 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use serde_json::Value;
 use switchyard_rules::Transform;
-use switchyard_targets::http::{HttpConfig, HttpTarget};
-use switchyard_targets::queue::amqp::{AmqpConfig, AmqpTarget};
-use switchyard_targets::queue::mqtt::{MqttConfig, MqttTarget};
-use switchyard_targets::queue::nats::{NatsConfig, NatsTarget};
-use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
 use switchyard_targets::{RetryPolicy, Target};
 use tokio::sync::mpsc;
 
@@ -17,9 +11,7 @@ use super::{Event, Ports};
 use crate::ruleset::RuleSet;
 
 /// Most deliveries one subscription holds at once (in flight or waiting to retry).
-pub const WINDOW: usize = 256;
-/// Default per-target concurrency (SPEC §6).
-pub const DEFAULT_CONCURRENCY: usize = 64;
+pub const WINDOW: usize = crate::target::MAX_CONCURRENCY as usize;
 
 /// Everything a worker needs to deliver for one (rule, target).
 pub struct SubSpec {
@@ -42,110 +34,24 @@ impl SubSpec {
     }
 }
 
-/// Builds the subscriptions of every enabled rule that can run.
+/// Builds the subscriptions of every enabled rule that can run, from its checked targets.
 pub fn specs(ports: &Ports, rules: &RuleSet) -> Vec<SubSpec> {
     let mut out = Vec::new();
-    for rule in rules.active() {
-        // Rules are checked when stored and when loaded, so this does not fail; if it
-        // did, one rule's problem must not stop every other rule's deliveries.
-        let built: Result<Vec<SubSpec>, String> = serde_json::from_str::<Vec<Value>>(&rule.targets)
-            .map_err(|e| format!("targets: {e}"))
-            .and_then(|targets| targets.iter().map(|t| spec(ports, &rule.name, t)).collect());
-        match built {
-            Ok(specs) => out.extend(specs),
-            Err(e) => {
-                tracing::error!(rule = %rule.name, error = %e, "rule cannot be delivered; skipped")
-            }
-        }
+    for (rule, targets) in rules.active() {
+        out.extend(targets.iter().map(|t| SubSpec {
+            rule: rule.name.clone(),
+            target_id: t.spec.id.clone(),
+            target: t.build(ports),
+            transform: t.transform.clone(),
+            policy: t.policy,
+            dead_letter_bus: t.dead_letter_bus.clone(),
+            concurrency: t.concurrency,
+            partition: t.partition,
+            rate_limit_per_second: t.rate_limit_per_second,
+            fingerprint: serde_json::to_string(&t.spec).unwrap_or_default(),
+        }));
     }
     out
-}
-
-fn spec(ports: &Ports, rule: &str, t: &Value) -> Result<SubSpec, String> {
-    let id = t
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or("target without id")?
-        .to_owned();
-    let kind = t.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let target: Arc<dyn Target> = match kind {
-        "http" => {
-            let config = HttpConfig::parse(t.get("http").unwrap_or(&Value::Null))?;
-            Arc::new(HttpTarget::new(
-                config,
-                ports.http_client.clone(),
-                ports.address_policy.clone(),
-            ))
-        }
-        "nats" => {
-            let config = NatsConfig::parse(t.get("nats").unwrap_or(&Value::Null))?;
-            Arc::new(NatsTarget::new(config, ports.address_policy.clone()))
-        }
-        "amqp" => {
-            let config = AmqpConfig::parse(t.get("amqp").unwrap_or(&Value::Null))?;
-            Arc::new(AmqpTarget::new(config, ports.address_policy.clone()))
-        }
-        "mqtt" => {
-            let config = MqttConfig::parse(t.get("mqtt").unwrap_or(&Value::Null))?;
-            Arc::new(MqttTarget::new(config, ports.address_policy.clone()))
-        }
-        "redis" => {
-            let config = RedisConfig::parse(t.get("redis").unwrap_or(&Value::Null))?;
-            Arc::new(RedisTarget::new(config, ports.address_policy.clone()))
-        }
-        "bus" => {
-            let bus = t
-                .get("bus")
-                .and_then(Value::as_str)
-                .ok_or("bus target without bus")?;
-            Arc::new(super::bus_target::BusTarget::new(
-                ports.publish.clone(),
-                bus,
-            ))
-        }
-        "function" => {
-            let name = t
-                .get("function")
-                .and_then(Value::as_str)
-                .ok_or("function target without function")?;
-            Arc::new(crate::functions::FunctionTarget::new(
-                ports.functions.clone(),
-                name,
-            ))
-        }
-        other => return Err(format!("unknown target kind {other:?}")),
-    };
-    let transform = t
-        .get("transform")
-        .map(|tr| {
-            Transform::parse(tr)
-                .map(Arc::new)
-                .map_err(|e| format!("transform: {e}"))
-        })
-        .transpose()?;
-    Ok(SubSpec {
-        rule: rule.to_owned(),
-        target_id: id,
-        target,
-        transform,
-        policy: RetryPolicy::from_json(t.get("retry"))?,
-        dead_letter_bus: t
-            .get("dead_letter")
-            .and_then(|d| d.get("bus"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        concurrency: t
-            .get("concurrency")
-            .and_then(Value::as_u64)
-            .map_or(DEFAULT_CONCURRENCY, |c| c.clamp(1, WINDOW as u64) as usize),
-        partition: t.get("ordering").and_then(Value::as_str) == Some("partition"),
-        rate_limit_per_second: t
-            .get("rate_limit_per_second")
-            .and_then(Value::as_u64)
-            .and_then(|r| u32::try_from(r).ok())
-            .filter(|r| *r > 0),
-        fingerprint: t.to_string(),
-    })
 }
 
 /// A running subscription, as the scanner and the cursor flusher see it.

@@ -10,17 +10,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use switchyard_event_store::{LogOptions, LogStore, MemoryLog, NewRecord};
-use switchyard_targets::{AddressPolicy, Delivered, Delivery, DeliveryError, RetryPolicy, Target};
+use switchyard_targets::{Delivered, Delivery, DeliveryError, RetryPolicy, Target};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::ports::{CursorStore, DeadLetterStore};
-use super::subscription::{DEFAULT_CONCURRENCY, WINDOW};
-use super::{BusDispatch, Journal, Ports, Publisher, SubSpec, SubSpecs};
-use crate::functions::Functions;
-use crate::meta::{DeadLetter, MetaStore};
-use crate::metrics::Metrics;
-use crate::telemetry::Telemetry;
+use super::ports::CursorStore;
+use super::subscription::WINDOW;
+use super::{BusDispatch, Journal, SubSpec, SubSpecs};
+use crate::target::DEFAULT_CONCURRENCY;
+use crate::testing::{self, Stores};
 
 /// How a scripted target answers one attempt.
 #[derive(Clone)]
@@ -118,48 +116,6 @@ impl Target for Scripted {
     }
 }
 
-/// Cursors and dead letters in memory. (SQL's pool times out on a paused clock: its
-/// connections work on threads of their own, in real time, while the clock jumps.)
-#[derive(Default)]
-struct Stores {
-    cursors: Mutex<HashMap<(String, String), u64>>,
-    dead_letters: Mutex<Vec<DeadLetter>>,
-}
-
-#[async_trait]
-impl CursorStore for Stores {
-    async fn load(&self, _bus: &str) -> Result<Vec<(String, String, u64)>, sqlx::Error> {
-        let cursors = self.cursors.lock().map(|c| c.clone()).unwrap_or_default();
-        Ok(cursors.into_iter().map(|((r, t), o)| (r, t, o)).collect())
-    }
-
-    async fn save(&self, _bus: &str, rows: &[(String, String, u64)]) -> Result<(), sqlx::Error> {
-        if let Ok(mut cursors) = self.cursors.lock() {
-            for (r, t, o) in rows {
-                cursors.insert((r.clone(), t.clone()), *o);
-            }
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl DeadLetterStore for Stores {
-    async fn insert(&self, letter: &DeadLetter) -> Result<(), sqlx::Error> {
-        if let Ok(mut all) = self.dead_letters.lock() {
-            all.push(letter.clone());
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, id: i64) -> Result<(), sqlx::Error> {
-        if let Ok(mut all) = self.dead_letters.lock() {
-            all.retain(|d| d.id != id);
-        }
-        Ok(())
-    }
-}
-
 /// A bus's dispatcher over an in-memory log and a journal on disk.
 struct Bus {
     _dir: tempfile::TempDir,
@@ -172,22 +128,7 @@ impl Bus {
     /// Sets up on the real clock, then pauses it.
     async fn new() -> Bus {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
-        let meta = MetaStore::connect(&url).await.expect("the metadata store");
-        let metrics = Arc::new(Metrics::new());
-        let functions = Functions::load(&meta, &metrics).await.expect("functions");
-        meta.close().await;
-        let stores = Arc::new(Stores::default());
-        let ports = Ports {
-            cursors: stores.clone(),
-            dead_letters: stores.clone(),
-            publish: Publisher::channel().0,
-            metrics,
-            telemetry: Arc::new(Telemetry::from_env().expect("telemetry")),
-            functions: Arc::new(functions),
-            http_client: reqwest::Client::new(),
-            address_policy: AddressPolicy::default(),
-        };
+        let (ports, stores) = testing::ports(dir.path()).await;
         let log: Arc<dyn LogStore> = Arc::new(MemoryLog::new(LogOptions::default()));
         let journal = Journal::open(&dir.path().join("journal")).expect("the journal");
         let dispatch = BusDispatch::new("b".to_owned(), log.clone(), journal, ports);
@@ -271,7 +212,7 @@ fn spec(rule: &str, target: Arc<Scripted>) -> SubSpec {
             max_age: Duration::from_secs(3600),
         },
         dead_letter_bus: None,
-        concurrency: DEFAULT_CONCURRENCY,
+        concurrency: DEFAULT_CONCURRENCY as usize,
         partition: false,
         rate_limit_per_second: None,
         fingerprint: String::new(),

@@ -43,11 +43,12 @@ impl IndexDoc<'_> {
             match name.as_str() {
                 "data" | "data_base64" => continue,
                 "time" => {
-                    if let Some(t) = value
+                    // Read as queries read it (a bare date is midnight UTC).
+                    if let Some(ms) = value
                         .as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .and_then(switchyard_core::time::parse_instant_ms)
                     {
-                        doc.add_date(f.time, timestamp_ms(t.timestamp_millis()));
+                        doc.add_date(f.time, timestamp_ms(ms));
                     }
                 }
                 _ => {}
@@ -58,10 +59,12 @@ impl IndexDoc<'_> {
         }
         doc.add_field_value(f.attrs, &OwnedValue::Object(attrs));
         if let Some(data) = event.get("data") {
-            let mut text = String::new();
-            collect_text(data, &mut text, 0);
-            if !text.is_empty() {
-                doc.add_text(f.text, &text);
+            // One value per string: Tantivy leaves a position gap between values, so a
+            // phrase never spans the end of one string and the start of the next.
+            let mut strings = Vec::new();
+            collect_text(data, &mut strings, 0);
+            for s in strings {
+                doc.add_text(f.text, s);
             }
             if let Value::Object(_) = data {
                 doc.add_field_value(f.data, &owned(data, 0));
@@ -74,7 +77,8 @@ impl IndexDoc<'_> {
 fn scalar(v: &Value) -> Option<OwnedValue> {
     match v {
         Value::String(s) => Some(OwnedValue::Str(s.clone())),
-        Value::Number(n) => n.as_f64().map(OwnedValue::F64),
+        // `+ 0.0` folds -0 into 0: they are equal numbers, one term and one group.
+        Value::Number(n) => n.as_f64().map(|n| OwnedValue::F64(n + 0.0)),
         Value::Bool(b) => Some(OwnedValue::Bool(*b)),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
@@ -102,12 +106,9 @@ fn owned(v: &Value, depth: usize) -> OwnedValue {
 }
 
 /// The string values of `data`, for full-text search.
-fn collect_text(v: &Value, out: &mut String, depth: usize) {
+fn collect_text<'a>(v: &'a Value, out: &mut Vec<&'a str>, depth: usize) {
     match v {
-        Value::String(s) => {
-            out.push_str(s);
-            out.push(' ');
-        }
+        Value::String(s) => out.push(s),
         Value::Array(items) if depth < MAX_DEPTH => {
             items.iter().for_each(|i| collect_text(i, out, depth + 1))
         }

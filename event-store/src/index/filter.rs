@@ -4,8 +4,8 @@ use std::ops::Bound;
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, ExistsQuery, InvertedIndexRangeQuery, Occur, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, InvertedIndexRangeQuery, Occur, PhraseQuery,
+    Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::IndexRecordOption;
 
@@ -48,8 +48,10 @@ pub enum Filter {
     Exists(FieldRef),
     /// A string value of the field starts with this (case-sensitive, like equality).
     Prefix(FieldRef, String),
-    /// Every word of the text appears in `data`'s strings (case-insensitive).
-    Text(String),
+    /// A phrase: one of `data`'s strings holds these tokens in order and adjacent. The
+    /// tokens are as `switchyard_core::text::tokenize` cuts them (the index's own
+    /// tokenizer); no tokens match nothing.
+    Text(Vec<String>),
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
@@ -142,21 +144,18 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
                 Bound::Excluded(upper),
             ))
         }
-        Filter::Text(text) => {
-            let words: Vec<Box<dyn Query>> = text
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .map(|w| {
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(f.text, &w.to_lowercase()),
-                        IndexRecordOption::Basic,
-                    )) as Box<dyn Query>
-                })
+        Filter::Text(tokens) => {
+            let mut terms: Vec<Term> = tokens
+                .iter()
+                .map(|t| Term::from_field_text(f.text, t))
                 .collect();
-            if words.is_empty() {
-                Box::new(AllQuery)
-            } else {
-                and(words)
+            match terms.len() {
+                0 => Box::new(EmptyQuery),
+                1 => Box::new(TermQuery::new(
+                    terms.remove(0),
+                    IndexRecordOption::WithFreqsAndPositions,
+                )),
+                _ => Box::new(super::phrase::Phrase(PhraseQuery::new(terms))),
             }
         }
         Filter::And(parts) => and(parts
@@ -176,15 +175,22 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
     })
 }
 
-/// The column name of a field, as Tantivy's fast fields know it.
-pub(crate) fn column(field: &FieldRef) -> String {
-    match field {
-        FieldRef::Attr(name) => format!("attrs.{name}"),
-        FieldRef::Data(p) => format!("data.{p}"),
-        FieldRef::Time => "time".to_owned(),
-        FieldRef::ReceivedAt => "received_at".to_owned(),
-        FieldRef::Offset => "offset".to_owned(),
+impl FieldRef {
+    /// The field's fast-field column, as aggregation requests name it (`attrs.type`,
+    /// `data.customer.tier`, `received_at`).
+    pub fn column(&self) -> String {
+        match self {
+            FieldRef::Attr(name) => format!("attrs.{name}"),
+            FieldRef::Data(p) => format!("data.{p}"),
+            FieldRef::Time => "time".to_owned(),
+            FieldRef::ReceivedAt => "received_at".to_owned(),
+            FieldRef::Offset => "offset".to_owned(),
+        }
     }
+}
+
+fn column(field: &FieldRef) -> String {
+    field.column()
 }
 
 fn term(f: &Fields, field: &FieldRef, value: &Scalar) -> Result<Term, IndexError> {
@@ -227,7 +233,8 @@ fn json_term(field: tantivy::schema::Field, path: &str, value: &Scalar) -> Term 
     let mut term = Term::from_field_json_path(field, path, false);
     match value {
         Scalar::Str(s) => term.append_type_and_str(s),
-        Scalar::Num(n) => term.append_type_and_fast_value(*n),
+        // -0 is indexed as 0 (see `doc`).
+        Scalar::Num(n) => term.append_type_and_fast_value(*n + 0.0),
         Scalar::Bool(b) => term.append_type_and_fast_value(*b),
         Scalar::TimeMs(ms) => term.append_type_and_fast_value(timestamp_ms(*ms)),
     }

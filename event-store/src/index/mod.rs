@@ -11,6 +11,8 @@
 mod aggregate;
 mod doc;
 mod filter;
+mod phrase;
+mod tokenizer;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -19,12 +21,12 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::Query;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema, TEXT,
-    TextFieldIndexing,
+    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
+    STORED, STRING, Schema, TEXT, TextFieldIndexing,
 };
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy};
 
-pub use aggregate::{AggregateSpec, GroupResult, Metric, Point};
+pub use aggregate::MAX_BUCKETS;
 pub use doc::IndexDoc;
 pub use filter::{FieldRef, Filter, Scalar};
 
@@ -36,6 +38,9 @@ pub enum IndexError {
     Directory { path: String, message: String },
     #[error("unsupported query: {0}")]
     Unsupported(String),
+    /// An aggregation would make more than `limit` buckets.
+    #[error("the aggregation makes more than {limit} buckets")]
+    TooManyBuckets { limit: u32 },
     /// The search task did not finish (its thread panicked or the runtime is stopping).
     #[error("search did not finish: {0}")]
     Unavailable(String),
@@ -60,12 +65,17 @@ fn schema() -> (Schema, Fields) {
     let json = JsonObjectOptions::default()
         .set_indexing_options(raw)
         .set_fast("raw");
+    let date = DateOptions::from(INDEXED | FAST).set_precision(DateTimePrecision::Milliseconds);
     let fields = Fields {
         offset: b.add_u64_field("offset", INDEXED | FAST | STORED),
-        received_at: b.add_date_field("received_at", INDEXED | FAST),
-        time: b.add_date_field("time", INDEXED | FAST),
+        // Range queries and histograms read the fast column: keep it to the millisecond
+        // (Tantivy's default is the second), as the query language compares instants.
+        received_at: b.add_date_field("received_at", date.clone()),
+        time: b.add_date_field("time", date),
         attrs: b.add_json_field("attrs", json.clone()),
         data: b.add_json_field("data", json),
+        // `TEXT` tokenizes with the tokenizer named `default`: ours, registered at open
+        // (`tokenizer::NAME`), with positions for phrases.
         text: b.add_text_field("text", TEXT),
         rules: b.add_text_field("rules", STRING | FAST),
     };
@@ -94,7 +104,24 @@ impl EventIndex {
             path: dir.display().to_string(),
             message: e.to_string(),
         })?;
-        let index = Index::open_or_create(directory, schema)?;
+        let index = match Index::open_or_create(directory.clone(), schema.clone()) {
+            Ok(index) => index,
+            // Written with an older schema: the index is derived from the log, so start
+            // it again empty and let the indexer fill it from offset 0.
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                tracing::warn!(dir = %dir.display(), "event index has an older schema: rebuilding it from the log");
+                clear_dir(dir)?;
+                let directory = MmapDirectory::open(dir).map_err(|e| IndexError::Directory {
+                    path: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                Index::open_or_create(directory, schema)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        index
+            .tokenizers()
+            .register(tokenizer::NAME, tokenizer::DataTokenizer);
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let reader = index
             .reader_builder()
@@ -182,6 +209,23 @@ impl EventIndex {
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// Removes everything in `dir`, keeping the directory.
+fn clear_dir(dir: &Path) -> Result<(), IndexError> {
+    let failed = |e: std::io::Error| IndexError::Directory {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let path = entry.map_err(failed)?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(failed)?;
+        } else {
+            std::fs::remove_file(&path).map_err(failed)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ fn s(v: &str) -> Scalar {
     Scalar::Str(v.to_owned())
 }
 
+fn text(t: &str) -> Filter {
+    Filter::Text(switchyard_core::text::tokenize(t))
+}
+
 fn hits(idx: &EventIndex, f: Filter) -> Vec<u64> {
     idx.search(&f, None, 100).unwrap()
 }
@@ -100,8 +104,12 @@ fn ranges_exists_text_and_logic() {
     assert_eq!(hits(&idx, Filter::Exists(attr("tier"))), [0]);
     assert_eq!(hits(&idx, Filter::Exists(data("customer.name"))), [1, 0]);
     assert_eq!(hits(&idx, Filter::Exists(data("customer"))), [2, 1, 0]);
-    assert_eq!(hits(&idx, Filter::Text("lovelace".into())), [0]);
-    assert_eq!(hits(&idx, Filter::Text("GRACE hopper".into())), [1]);
+    assert_eq!(hits(&idx, text("lovelace")), [0]);
+    assert_eq!(hits(&idx, text("GRACE hopper")), [1]);
+    // A phrase: in order, adjacent, and within one string.
+    assert!(hits(&idx, text("hopper grace")).is_empty());
+    assert!(hits(&idx, text("lovelace de")).is_empty());
+    assert!(hits(&idx, Filter::Text(Vec::new())).is_empty());
     let de_or_cheap = Filter::Or(vec![
         Filter::Eq(data("customer.country"), s("US")),
         over(110.0),
@@ -191,86 +199,92 @@ fn prefixes_and_string_ranges() {
 }
 
 #[test]
-fn group_by_histograms_and_metrics() {
+fn aggregations_run_under_a_filter_and_report_the_match_count() {
+    use crate::aggregation::Key;
+    use crate::aggregation::agg_req::Aggregations;
+    use crate::aggregation::agg_result::{AggregationResult, BucketResult};
+
     let (_d, idx) = index();
-    let spec = |group_by: Vec<FieldRef>, interval_ms, metric| AggregateSpec {
-        group_by,
-        interval_ms,
-        metric,
-        size: 10,
+    let request: Aggregations = serde_json::from_value(json!({
+        "g": {"terms": {"field": attr("source").column(), "size": 10}}
+    }))
+    .unwrap();
+    let (total, results) = idx
+        .aggregate(&Filter::Eq(attr("type"), s("order.created")), request)
+        .unwrap();
+    assert_eq!(total, 2);
+    let Some(AggregationResult::BucketResult(BucketResult::Terms { buckets, .. })) =
+        results.0.get("g")
+    else {
+        panic!("no terms result in {results:?}");
     };
-    let by_source = idx
-        .aggregate(
-            &Filter::All,
-            &spec(vec![attr("source")], None, Metric::Count),
-        )
-        .unwrap();
-    let rows: Vec<(Value, u64)> = by_source
+    let got: Vec<(Key, u64)> = buckets
         .iter()
-        .map(|g| (g.keys[0].clone(), g.count))
+        .map(|b| (b.key.clone(), b.doc_count))
         .collect();
-    assert_eq!(rows, [(json!("/billing"), 2), (json!("/shop"), 2)]);
-    let avg = idx
-        .aggregate(
-            &Filter::All,
-            &spec(
-                vec![data("customer.country")],
-                None,
-                Metric::Avg(data("total")),
-            ),
-        )
-        .unwrap();
-    let rows: Vec<(Value, u64, Option<f64>)> = avg
-        .iter()
-        .map(|g| (g.keys[0].clone(), g.count, g.value))
-        .collect();
-    assert_eq!(
-        rows,
-        [(json!("DE"), 2, Some(110.0)), (json!("US"), 1, Some(80.5))]
+    assert_eq!(got, [(Key::Str("/shop".into()), 2)]);
+}
+
+#[test]
+fn too_many_buckets_is_its_own_error() {
+    let (_d, idx) = index();
+    // Offsets 0 to 3 in buckets a millionth wide: millions of buckets.
+    let request = serde_json::from_value(json!({
+        "h": {"histogram": {"field": "offset", "interval": 1e-6}}
+    }))
+    .unwrap();
+    let err = idx.aggregate(&Filter::All, request).unwrap_err();
+    assert!(
+        matches!(err, IndexError::TooManyBuckets { limit: MAX_BUCKETS }),
+        "{err:?}"
     );
-    let nested = idx
-        .aggregate(
-            &Filter::All,
-            &spec(
-                vec![attr("source"), attr("type")],
-                None,
-                Metric::Max(data("total")),
-            ),
-        )
-        .unwrap();
-    let rows: Vec<(Vec<Value>, u64, Option<f64>)> = nested
-        .iter()
-        .map(|g| (g.keys.clone(), g.count, g.value))
-        .collect();
-    assert_eq!(
-        rows,
-        [
-            (
-                vec![json!("/billing"), json!("invoice.paid")],
-                1,
-                Some(100.0)
-            ),
-            (vec![json!("/billing"), json!("ping")], 1, None),
-            (vec![json!("/shop"), json!("order.created")], 2, Some(120.0)),
-        ]
-    );
-    // Received at 0, 1000, 2000, 3000 ms: two-second buckets.
-    let series = idx
-        .aggregate(&Filter::All, &spec(vec![], Some(2_000), Metric::Count))
-        .unwrap();
-    assert_eq!(series.len(), 1);
-    assert_eq!(series[0].count, 4);
-    let points: Vec<(i64, u64)> = series[0]
-        .points
-        .iter()
-        .map(|p| (p.at_ms, p.count))
-        .collect();
-    assert_eq!(points, [(0, 2), (2_000, 2)]);
-    let filtered = idx
-        .aggregate(
-            &Filter::Eq(attr("source"), s("/shop")),
-            &spec(vec![], None, Metric::Sum(data("total"))),
-        )
-        .unwrap();
-    assert_eq!((filtered[0].count, filtered[0].value), (2, Some(200.5)));
+}
+
+#[test]
+fn negative_zero_is_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = EventIndex::open(dir.path()).unwrap();
+    let e = json!({"id": "z", "data": {"n": -0.0}});
+    idx.add(&[IndexDoc {
+        offset: 0,
+        received_at_ms: 0,
+        event: &e,
+        matched_rules: &[],
+    }])
+    .unwrap();
+    idx.commit(1).unwrap();
+    assert_eq!(hits(&idx, Filter::Eq(data("n"), Scalar::Num(0.0))), [0]);
+    let below_zero = Filter::Range {
+        field: data("n"),
+        lower: Bound::Unbounded,
+        upper: Bound::Excluded(Scalar::Num(0.0)),
+    };
+    assert!(hits(&idx, below_zero).is_empty());
+}
+
+/// An index written under another schema (an older version's) is derived data: opening it
+/// starts it again empty, so the indexer refills it from the log's first offset.
+#[test]
+fn an_index_with_an_older_schema_is_rebuilt_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut b = tantivy::schema::Schema::builder();
+        let x = b.add_text_field("x", tantivy::schema::STRING | tantivy::schema::STORED);
+        let old = tantivy::Index::create_in_dir(dir.path(), b.build()).unwrap();
+        let mut writer: tantivy::IndexWriter = old.writer_with_num_threads(1, 15_000_000).unwrap();
+        writer.add_document(tantivy::doc!(x => "old")).unwrap();
+        writer.commit().unwrap();
+    }
+    let idx = EventIndex::open(dir.path()).unwrap();
+    assert_eq!((idx.num_docs(), idx.indexed_upto()), (0, 0));
+    let ev = json!({"specversion": "1.0", "id": "a", "source": "/s", "type": "t"});
+    let doc = IndexDoc {
+        offset: 0,
+        received_at_ms: 0,
+        event: &ev,
+        matched_rules: &[],
+    };
+    idx.add(&[doc]).unwrap();
+    idx.commit(1).unwrap();
+    assert_eq!((idx.num_docs(), idx.indexed_upto()), (1, 1));
 }

@@ -5,7 +5,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -234,7 +233,7 @@ impl Writer {
         let due = {
             let state = self.shared.read_state();
             let active = state.active();
-            let age_ms = now_ms().saturating_sub(active.first_ts);
+            let age_ms = switchyard_core::time::now_ms().saturating_sub(active.first_ts);
             active.bytes >= self.shared.options.segment_bytes
                 || (active.count > 0
                     && age_ms > self.shared.options.segment_max_age.as_millis() as i64)
@@ -284,10 +283,4 @@ impl Writer {
         }
         Ok(retired.iter().map(|s| s.count).sum())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

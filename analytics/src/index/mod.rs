@@ -1,6 +1,10 @@
-//! Queries as the index runs them: the query language's AST translated into the event
-//! index's `Filter` algebra (`switchyard-event-store`), and field names as the index knows
-//! them. Pure: the index executes the filter.
+//! Queries and analytics as the index runs them: the query language's AST translated into
+//! the event index's `Filter` algebra (`switchyard-event-store`), field names as the index
+//! knows them, and analytics requests executed as index aggregations ([`run`]).
+
+mod run;
+
+pub use run::{MAX_GROUPS, RunError, run};
 
 use std::ops::Bound;
 
@@ -21,7 +25,7 @@ pub fn filter_for(q: &Query) -> Result<Filter, String> {
                 .collect::<Result<_, _>>()?,
         ),
         Query::Exists { field } => Filter::Exists(field_ref(field)?),
-        Query::Text { terms } => Filter::Text(terms.join(" ")),
+        Query::Text { terms } => Filter::Text(terms.clone()),
         Query::And(parts) => Filter::And(parts.iter().map(filter_for).collect::<Result<_, _>>()?),
         Query::Or(parts) => Filter::Or(parts.iter().map(filter_for).collect::<Result<_, _>>()?),
         Query::Not(inner) => Filter::Not(Box::new(filter_for(inner)?)),
@@ -30,12 +34,31 @@ pub fn filter_for(q: &Query) -> Result<Filter, String> {
 
 fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String> {
     let target = field_ref(field)?;
-    // `time` is a timestamp: compare it as one.
+    // `time` is an instant: compare it as one, `=` included (`…T01:00:00+01:00` is
+    // `…T00:00:00Z`), as the reference does.
     let (target, scalar) = match (&target, value) {
-        (FieldRef::Attr(name), Value::String(s)) if name == "time" && op.is_ordering() => {
+        (FieldRef::Attr(_), Value::String(s)) if field.is_time() => {
             let ms = crate::parse_timestamp_ms(s)
                 .ok_or_else(|| format!("time {s:?} is not a timestamp"))?;
-            (FieldRef::Time, Scalar::TimeMs(ms))
+            let at = Scalar::TimeMs(ms);
+            let equal = Filter::Range {
+                field: FieldRef::Time,
+                lower: Bound::Included(at.clone()),
+                upper: Bound::Included(at.clone()),
+            };
+            let range = |lower, upper| Filter::Range {
+                field: FieldRef::Time,
+                lower,
+                upper,
+            };
+            return Ok(match op {
+                CompareOp::Eq => equal,
+                CompareOp::Ne => Filter::Not(Box::new(equal)),
+                CompareOp::Gt => range(Bound::Excluded(at), Bound::Unbounded),
+                CompareOp::Ge => range(Bound::Included(at), Bound::Unbounded),
+                CompareOp::Lt => range(Bound::Unbounded, Bound::Excluded(at)),
+                CompareOp::Le => range(Bound::Unbounded, Bound::Included(at)),
+            });
         }
         (_, Value::String(s)) => (target, Scalar::Str(s.clone())),
         (_, Value::Number(n)) => (target, Scalar::Num(*n)),
@@ -46,10 +69,9 @@ fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String
             return match op {
                 CompareOp::Eq => Ok(missing),
                 CompareOp::Ne => Ok(Filter::Not(Box::new(missing))),
-                CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge => Err(format!(
-                    "{} cannot be ordered against null",
-                    field_name(field)
-                )),
+                CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge => {
+                    Err(format!("{} cannot be ordered against null", field))
+                }
             };
         }
     };
@@ -77,6 +99,7 @@ fn compare(field: &Field, op: CompareOp, value: &Value) -> Result<Filter, String
     })
 }
 
+/// The index field a query field reads; `Err` where the index cannot address it.
 pub fn field_ref(field: &Field) -> Result<FieldRef, String> {
     match field {
         Field::Attribute(name) => Ok(FieldRef::Attr(name.clone())),
@@ -89,16 +112,6 @@ pub fn field_ref(field: &Field) -> Result<FieldRef, String> {
             }
             Ok(FieldRef::Data(path.join(".")))
         }
-    }
-}
-
-pub fn field_name(field: &Field) -> String {
-    match field {
-        Field::Attribute(name) => name.clone(),
-        Field::Data(path) => std::iter::once("data".to_owned())
-            .chain(path.iter().cloned())
-            .collect::<Vec<_>>()
-            .join("."),
     }
 }
 
