@@ -5,6 +5,14 @@
 //! backoff, jitter and give-up decisions. The dispatcher (in the server) drives `dyn Target`s
 //! with that policy and never needs to know what kind of target it is talking to.
 //! Targets never touch SQL or the bus logs.
+//!
+//! Every target kind passes one shared contract (`tests/targets/contract.rs`), run against
+//! the real service it delivers to: the event arrives as published with its delivery id
+//! where the protocol carries one, a transformed payload arrives instead of the event,
+//! sequential deliveries arrive in order and exactly once, concurrent deliveries through one
+//! target all arrive, an unreachable server fails retryably within a bounded time, and an
+//! address the [`AddressPolicy`] refuses fails permanently without delivering. A new kind is
+//! done when its harness passes that contract.
 
 pub mod http;
 pub mod queue;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{attributes, body, check_host};
+use super::{CONNECT_TIMEOUT, attributes, body, check_host, content_type};
 use crate::{AddressPolicy, Delivered, Delivery, DeliveryError, Target};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,16 +66,28 @@ impl AmqpTarget {
             .parse()
             .map_err(|e: String| DeliveryError::permanent(e))?;
         check_host(&self.policy, &uri.authority.host, uri.authority.port).await?;
-        let conn = Connection::connect(&self.config.url, ConnectionProperties::default())
-            .await
-            .map_err(|e| DeliveryError::retryable(format!("connecting to amqp: {e}")))?;
-        let ch = conn
-            .create_channel()
-            .await
-            .map_err(|e| DeliveryError::retryable(format!("opening an amqp channel: {e}")))?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| DeliveryError::retryable(format!("amqp confirm mode: {e}")))?;
+        // lapin has no connect timeout of its own: a server that never answers (a dropped
+        // SYN, a half-open proxy) would hold the delivery for as long as the OS lets it.
+        let (conn, ch) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let conn = Connection::connect(&self.config.url, ConnectionProperties::default())
+                .await
+                .map_err(|e| DeliveryError::retryable(format!("connecting to amqp: {e}")))?;
+            let ch = conn
+                .create_channel()
+                .await
+                .map_err(|e| DeliveryError::retryable(format!("opening an amqp channel: {e}")))?;
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| DeliveryError::retryable(format!("amqp confirm mode: {e}")))?;
+            Ok::<_, DeliveryError>((conn, ch))
+        })
+        .await
+        .map_err(|_| {
+            DeliveryError::retryable(format!(
+                "connecting to amqp: no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })??;
         *slot = Some((conn, ch.clone()));
         Ok(ch)
     }
@@ -86,22 +98,16 @@ impl Target for AmqpTarget {
     async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
         let ch = self.channel().await?;
         let mut headers = FieldTable::default();
-        let mut content_type = None;
         for (k, v) in attributes(&d) {
-            if k == "datacontenttype" {
-                content_type = Some(v);
-            } else {
+            if k != "datacontenttype" {
                 headers.insert(
                     ShortString::from(format!("cloudEvents:{k}")),
                     AMQPValue::LongString(v.into()),
                 );
             }
         }
-        let content_type = match d.payload {
-            None => content_type.unwrap_or_else(|| "application/cloudevents+json".to_owned()),
-            Some(Value::String(_)) => "text/plain; charset=utf-8".to_owned(),
-            Some(_) => "application/json".to_owned(),
-        };
+        let content_type =
+            content_type(&d).unwrap_or_else(|| "application/cloudevents+json".to_owned());
         let properties = BasicProperties::default()
             .with_content_type(ShortString::from(content_type))
             .with_message_id(ShortString::from(d.delivery_id.to_owned()))

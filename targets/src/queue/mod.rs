@@ -7,9 +7,15 @@ pub mod mqtt;
 pub mod nats;
 pub mod redis;
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::{AddressPolicy, Delivery, DeliveryError};
+
+/// How long a queue target waits for its server to accept a connection before the delivery
+/// fails (retryably). One attempt only: retrying is the retry policy's job.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The body to publish: the event as published, or the transformed payload.
 pub(crate) fn body(d: &Delivery<'_>) -> Vec<u8> {
@@ -17,6 +23,20 @@ pub(crate) fn body(d: &Delivery<'_>) -> Vec<u8> {
         None => d.event_json.to_vec(),
         Some(Value::String(s)) => s.as_bytes().to_vec(),
         Some(other) => other.to_string().into_bytes(),
+    }
+}
+
+/// The content type of what [`body`] publishes: the event's `datacontenttype` (if any) for
+/// the event, else the transformed payload's by its shape, as the `http` target labels it.
+pub(crate) fn content_type(d: &Delivery<'_>) -> Option<String> {
+    match d.payload {
+        None => d
+            .event
+            .get("datacontenttype")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        Some(Value::String(_)) => Some("text/plain; charset=utf-8".to_owned()),
+        Some(_) => Some("application/json".to_owned()),
     }
 }
 

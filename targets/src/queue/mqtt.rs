@@ -58,6 +58,10 @@ fn host_port(url: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
+/// How long a delivery waits for its publish to go out (QoS 0) or be acknowledged (QoS 1),
+/// connecting included.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 type Waiter = oneshot::Sender<Result<(), String>>;
 
 /// Publishes waiting for their packet id (assigned in request order), then for their ack.
@@ -175,7 +179,7 @@ impl Target for MqttTarget {
                 return Err(DeliveryError::retryable(format!("mqtt publish: {e}")));
             }
         }
-        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        match tokio::time::timeout(ACK_TIMEOUT, rx).await {
             Ok(Ok(Ok(()))) => Ok(Delivered {
                 status: None,
                 output: None,

@@ -1,12 +1,14 @@
 //! The `nats` target: core publish (flushed), or JetStream publish waiting for the stream's
-//! ack. CloudEvents attributes travel as `ce-<name>` headers (the CloudEvents NATS binding).
+//! ack. CloudEvents attributes travel as `ce-<name>` headers (the CloudEvents NATS binding),
+//! the delivery id as `Nats-Msg-Id`, and the content type (the event's `datacontenttype`, or
+//! the transformed payload's) as `content-type`.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{attributes, body, check_host};
+use super::{CONNECT_TIMEOUT, attributes, body, check_host, content_type};
 use crate::{AddressPolicy, Delivered, Delivery, DeliveryError, Target};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,7 +77,9 @@ impl NatsTarget {
         if let Some((host, port)) = host_port(&self.config.url) {
             check_host(&self.policy, &host, port).await?;
         }
-        let client = async_nats::connect(self.config.url.as_str())
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(CONNECT_TIMEOUT)
+            .connect(self.config.url.as_str())
             .await
             .map_err(|e| DeliveryError::retryable(format!("connecting to nats: {e}")))?;
         *slot = Some(client.clone());
@@ -89,12 +93,13 @@ impl Target for NatsTarget {
         let client = self.client().await?;
         let mut headers = async_nats::HeaderMap::new();
         for (k, v) in attributes(&d) {
-            let name = if k == "datacontenttype" {
-                "content-type".to_owned()
-            } else {
-                format!("ce-{k}")
-            };
-            headers.insert(name.as_str(), v.as_str());
+            if k != "datacontenttype" {
+                headers.insert(format!("ce-{k}").as_str(), v.as_str());
+            }
+        }
+        // A transformed payload is labelled by its own type, not the event's data's.
+        if let Some(ct) = content_type(&d) {
+            headers.insert("content-type", ct.as_str());
         }
         headers.insert("Nats-Msg-Id", d.delivery_id);
         let subject = self.config.subject.clone();

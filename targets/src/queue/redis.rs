@@ -1,12 +1,13 @@
-//! The `redis` target: `XADD` to a stream, the body in field `event` and the CloudEvents
-//! attributes as `ce_<name>` fields.
+//! The `redis` target: `XADD` to a stream, the body in field `event`, the delivery id (a
+//! consumer's dedup key: a retried `XADD` may have landed) in `delivery_id`, and the
+//! CloudEvents attributes as `ce_<name>` fields.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{attributes, body, check_host};
+use super::{CONNECT_TIMEOUT, attributes, body, check_host};
 use crate::{AddressPolicy, Delivered, Delivery, DeliveryError, Target};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,7 +60,12 @@ impl RedisTarget {
         {
             check_host(&self.policy, host, *port).await?;
         }
-        let conn = redis::aio::ConnectionManager::new(client)
+        // One attempt, bounded: the manager's own backoff (six retries by default) would
+        // hold a delivery for seconds and duplicate the retry policy's job.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(0);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| DeliveryError::retryable(format!("connecting to redis: {e}")))?;
         *slot = Some(conn.clone());
@@ -71,7 +77,10 @@ impl RedisTarget {
 impl Target for RedisTarget {
     async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
         let mut conn = self.connection().await?;
-        let mut fields: Vec<(String, Vec<u8>)> = vec![("event".to_owned(), body(&d))];
+        let mut fields: Vec<(String, Vec<u8>)> = vec![
+            ("event".to_owned(), body(&d)),
+            ("delivery_id".to_owned(), d.delivery_id.as_bytes().to_vec()),
+        ];
         fields.extend(
             attributes(&d)
                 .into_iter()
