@@ -208,6 +208,8 @@ impl AnalyticsRequest {
                 Some(field) => values_at(record, field)
                     .into_iter()
                     .filter_map(Json::as_f64)
+                    // One zero, as the index keeps it: `-0` sums and ranks as `0`.
+                    .map(|n| n + 0.0)
                     .collect(),
                 None => Vec::new(),
             };

@@ -154,7 +154,8 @@
 //! - `interval`: `<n>s|m|h|d`, 1s to 365d, buckets aligned to the Unix epoch (UTC), and at
 //!   most [`MAX_BUCKETS`] buckets over the window.
 //! - `metric`: `count`, or `avg`, `sum`, `min`, `max` or `pNN` (1 to 99, nearest rank)
-//!   followed by `:field`, over the numbers in that field.
+//!   followed by `:field`, over the numbers in that field. `-0` is `0`, in groups and in
+//!   metrics alike.
 //! - `limit`: 1 to [`MAX_LIMIT`] rows, or series with an `interval`.
 //!
 //! [`AnalyticsRequest::compute`] is the reference result over a slice of records; its doc

@@ -419,3 +419,37 @@ fn an_empty_window_without_group_by_is_one_row_of_zero() {
     let got = serde_json::to_value(run(&index, &req).unwrap()).unwrap();
     assert_eq!(got, json!({"rows": [{"group": {}, "count": 0}]}));
 }
+
+/// Found by the oracle: under `NOT`, an intersection holding a fast-field range probes the
+/// range backwards, and Tantivy 0.27's seek heuristic subtracts the two doc ids
+/// unchecked (an overflow panic in debug builds; in release the wrapped distance only
+/// resets its read-ahead). The workspace builds Tantivy without overflow checks
+/// (Cargo.toml), as release does; this keeps the answer right.
+#[test]
+fn a_negated_intersection_with_a_time_range_answers_as_the_reference() {
+    let records = [
+        (
+            0,
+            json!({"specversion": "1.0", "id": "e0", "source": "/a", "type": "t.x", "data": {}}),
+        ),
+        (
+            0,
+            json!({"specversion": "1.0", "id": "e1", "source": "/a", "type": "t.x",
+                   "time": "2024-01-01T00:00:00Z", "data": {}}),
+        ),
+    ];
+    let (_dir, index) = index_of(&records);
+    let q = "NOT ((data.mix IN (null) AND time <= 2024-01-01T00:00:00Z AND time != 2024-01-02T12:30:00Z))";
+    let query = Query::parse(q).unwrap();
+    let found = index
+        .search(&filter_for(&query).unwrap(), None, 1000)
+        .unwrap();
+    let want: Vec<u64> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, e))| query.matches(e))
+        .map(|(i, _)| i as u64)
+        .collect();
+    assert_eq!(want, [0]);
+    assert_eq!(found, want);
+}

@@ -25,7 +25,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     make_private(&config.data_dir)
         .with_context(|| format!("restricting the data dir {}", config.data_dir.display()))?;
     let admin_key = match config.auth {
-        AuthMode::Enabled => Some(crate::auth::load_or_create_admin_key(&config.data_dir)?),
+        AuthMode::Enabled => Some(switchyard_engine::keys::load_or_create_admin_key(
+            &config.data_dir,
+        )?),
         AuthMode::Disabled => None,
     };
     let engine = Engine::open(EngineConfig {
@@ -51,7 +53,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let webhooks = switchyard_engine::webhooks::Webhooks::load(&engine.meta)
         .await
         .context("loading webhooks")?;
-    let keys = crate::keys::Keys::load(&engine.meta)
+    let keys = switchyard_engine::keys::Keys::load(&engine.meta)
         .await
         .context("loading API keys")?;
     let engine = Arc::new(engine);

@@ -1,8 +1,6 @@
-//! Bearer-key authentication for `/v1`, and the admin key's life on disk.
+//! Bearer-key authentication for `/v1`: which key a request came with, and whether its role
+//! may call the route.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::sync::Arc;
 
 use std::collections::HashMap;
@@ -14,40 +12,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::error::{ApiError, Code};
-use crate::keys::Role;
 use crate::state::AppState;
-
-/// Reads the admin key from `<data-dir>/admin.key`, generating it (mode 0600) on first
-/// start. The key is never printed.
-pub fn load_or_create_admin_key(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("admin.key");
-    match std::fs::read_to_string(&path) {
-        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
-        Ok(_) => anyhow::bail!(
-            "{} is empty; delete it to have a new key generated",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
-    }
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the admin key: {e}"))?;
-    let key = format!(
-        "sy_admin_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    file.write_all(key.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    tracing::info!(path = %path.display(), "generated the admin API key");
-    Ok(key)
-}
+use switchyard_engine::keys::Role;
 
 /// The role of the key a request came with, for handlers that show less to some roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -318,6 +318,50 @@ impl From<switchyard_engine::StoreError> for ApiError {
     }
 }
 
+impl From<switchyard_engine::events::ReadError> for ApiError {
+    fn from(e: switchyard_engine::events::ReadError) -> Self {
+        use switchyard_engine::events::ReadError;
+        match e {
+            ReadError::Log(e) => e.into(),
+            ReadError::Index(e) => e.into(),
+            ReadError::NotFound(id) => ApiError::not_found("event", &id),
+            ReadError::Ambiguous { ref sources, .. } => {
+                let details = json!({ "sources": sources });
+                ApiError::new(Code::AmbiguousId, e.to_string()).with_details(details)
+            }
+        }
+    }
+}
+
+/// A webhook delivery refused: 401 when it is not the provider's, 400 when its body cannot
+/// become an event.
+impl From<switchyard_engine::webhooks::Refused> for ApiError {
+    fn from(e: switchyard_engine::webhooks::Refused) -> Self {
+        use switchyard_engine::webhooks::{BodyError, Refused};
+        match e {
+            e @ Refused::Signature { .. } => ApiError::new(Code::InvalidSignature, e.to_string()),
+            Refused::Body(BodyError::Structure(e)) => e.into(),
+            e @ (Refused::Body(BodyError::NoType(_)) | Refused::Event(_)) => {
+                ApiError::new(Code::InvalidWebhookBody, e.to_string())
+            }
+        }
+    }
+}
+
+/// 409 naming the rules that still run the function.
+impl From<switchyard_engine::FunctionInUse> for ApiError {
+    fn from(e: switchyard_engine::FunctionInUse) -> Self {
+        use switchyard_engine::FunctionInUse;
+        match e {
+            FunctionInUse::Rules { ref rules, .. } => {
+                let details = json!({ "rules": rules });
+                ApiError::new(Code::FunctionInUse, e.to_string()).with_details(details)
+            }
+            FunctionInUse::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<switchyard_engine::RuleError> for ApiError {
     fn from(e: switchyard_engine::RuleError) -> Self {
         use switchyard_engine::RuleError;

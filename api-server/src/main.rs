@@ -4,7 +4,6 @@ mod app;
 mod auth;
 mod config;
 mod error;
-mod keys;
 mod routes;
 mod serve;
 mod state;

@@ -12,5 +12,5 @@ pub struct AppState {
     /// `None` when auth is disabled.
     pub admin_key: Option<String>,
     pub webhooks: switchyard_engine::webhooks::Webhooks,
-    pub keys: crate::keys::Keys,
+    pub keys: switchyard_engine::keys::Keys,
 }

@@ -65,6 +65,15 @@ impl From<sqlx::Error> for RuleError {
     }
 }
 
+/// Why a function could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionInUse {
+    #[error("function {name:?} is used by {}; change or delete them first", rules.join(", "))]
+    Rules { name: String, rules: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
 /// A rule as `PUT` gives it, before it is checked.
 #[derive(Debug, Clone)]
 pub struct NewRule {
@@ -82,6 +91,17 @@ pub struct RedriveAll {
     pub redriven: usize,
     /// Letters whose target is gone: they stay dead letters.
     pub orphaned: usize,
+}
+
+/// What a redrive of chosen dead letters did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Redriven {
+    /// Letters handed back to their subscription.
+    pub redriven: usize,
+    /// Ids that name no dead letter of the bus.
+    pub not_found: Vec<String>,
+    /// Letters whose (rule, target) is not delivered now: they stay dead letters.
+    pub no_target: Vec<String>,
 }
 
 /// Dead letters read at once by a redrive of all of them.
@@ -342,6 +362,33 @@ impl Engine {
         Ok((stored, inactive))
     }
 
+    /// Hands the dead letters `ids` of `bus` back to their subscriptions.
+    pub async fn redrive(&self, bus: &Bus, ids: &[String]) -> Result<Redriven, sqlx::Error> {
+        let mut out = Redriven::default();
+        let mut numbers = Vec::with_capacity(ids.len());
+        for id in ids {
+            match id.parse::<i64>() {
+                Ok(n) => numbers.push(n),
+                Err(_) => out.not_found.push(id.clone()),
+            }
+        }
+        let found = self
+            .meta
+            .get_dead_letters(&bus.settings.name, &numbers)
+            .await?;
+        out.not_found.extend(
+            numbers
+                .iter()
+                .filter(|n| !found.iter().any(|d| d.id == **n))
+                .map(i64::to_string),
+        );
+        let total = found.len();
+        let orphans = bus.dispatch.redrive(found).await;
+        out.redriven = total - orphans.len();
+        out.no_target = orphans.iter().map(i64::to_string).collect();
+        Ok(out)
+    }
+
     /// Hands every dead letter of `bus` back to its subscription, in the background, a page
     /// at a time; letters written after the call are not taken. `None` while an earlier
     /// redrive of the bus still runs.
@@ -398,6 +445,21 @@ impl Engine {
             }
         }
         users
+    }
+
+    /// Deletes a function no rule runs (`bus/rule` of those that do are the error);
+    /// `false` if there was no such function. Taken in turn with rule changes, so a rule
+    /// stored meanwhile is seen.
+    pub async fn delete_function(&self, name: &str) -> Result<bool, FunctionInUse> {
+        let _turn = self.buses.lifecycle().await;
+        let rules = self.rules_running(name);
+        if !rules.is_empty() {
+            return Err(FunctionInUse::Rules {
+                name: name.to_owned(),
+                rules,
+            });
+        }
+        Ok(self.functions.remove(&self.meta, name).await?)
     }
 
     /// Publishes one event (as JSON) onto a bus of this server, through the normal ingest

@@ -7,9 +7,11 @@
 pub mod buses;
 pub mod dispatch;
 mod engine;
+pub mod events;
 pub mod functions;
 pub mod indexer;
 pub mod ingest;
+pub mod keys;
 pub mod meta;
 pub mod metrics;
 pub mod named;
@@ -22,4 +24,6 @@ pub mod telemetry;
 mod testing;
 pub mod webhooks;
 
-pub use engine::{Engine, EngineConfig, NewRule, RedriveAll, RuleError, StoreError};
+pub use engine::{
+    Engine, EngineConfig, FunctionInUse, NewRule, RedriveAll, Redriven, RuleError, StoreError,
+};

@@ -1,9 +1,9 @@
 //! A rule's targets: as written (`TargetSpec`, the form the API takes and shows and the
 //! metadata store keeps) and as checked (`Target`: every setting parsed once, when its rule
-//! is `PUT` or loaded). This module is the one place that knows the target kinds: how each
-//! kind's settings are checked, which of them are secrets, and how a deliverer is built.
-//! A new kind is a module in `switchyard-targets` (or the engine) and an arm in each match
-//! here, plus its form in the console.
+//! is `PUT` or loaded). This module knows the target kinds: how each kind's settings are
+//! checked and which of them are secrets; `dispatch::subscription::deliverer` builds each
+//! kind's deliverer. A new kind is a module in `switchyard-targets` (or the engine), an arm
+//! in each match here and in the factory, and its form in the console.
 
 use std::sync::Arc;
 
@@ -12,15 +12,11 @@ use serde_json::Value;
 use switchyard_core::Name;
 use switchyard_rules::Transform;
 use switchyard_targets::RetryPolicy;
-use switchyard_targets::http::{HttpConfig, HttpTarget};
-use switchyard_targets::queue::amqp::{AmqpConfig, AmqpTarget};
-use switchyard_targets::queue::mqtt::{MqttConfig, MqttTarget};
-use switchyard_targets::queue::nats::{NatsConfig, NatsTarget};
-use switchyard_targets::queue::redis::{RedisConfig, RedisTarget};
-
-use crate::dispatch::Ports;
-use crate::dispatch::bus_target::BusTarget;
-use crate::functions::FunctionTarget;
+use switchyard_targets::http::HttpConfig;
+use switchyard_targets::queue::amqp::AmqpConfig;
+use switchyard_targets::queue::mqtt::MqttConfig;
+use switchyard_targets::queue::nats::NatsConfig;
+use switchyard_targets::queue::redis::RedisConfig;
 
 /// Most deliveries one subscription holds at once (in flight or waiting to retry), and so
 /// the most a target's `concurrency` may ask for.
@@ -152,26 +148,6 @@ impl Target {
             rate_limit_per_second: spec.rate_limit_per_second.filter(|r| *r > 0),
             concurrency,
         })
-    }
-
-    /// The one factory: the deliverer for this target.
-    pub fn build(&self, ports: &Ports) -> Arc<dyn switchyard_targets::Target> {
-        let policy = ports.address_policy.clone();
-        match &self.settings {
-            KindSettings::Http(c) => Arc::new(HttpTarget::new(
-                c.clone(),
-                ports.http_client.clone(),
-                policy,
-            )),
-            KindSettings::Nats(c) => Arc::new(NatsTarget::new(c.clone(), policy)),
-            KindSettings::Amqp(c) => Arc::new(AmqpTarget::new(c.clone(), policy)),
-            KindSettings::Redis(c) => Arc::new(RedisTarget::new(c.clone(), policy)),
-            KindSettings::Mqtt(c) => Arc::new(MqttTarget::new(c.clone(), policy)),
-            KindSettings::Function(name) => {
-                Arc::new(FunctionTarget::new(ports.functions.clone(), name.as_str()))
-            }
-            KindSettings::Bus(bus) => Arc::new(BusTarget::new(ports.publish.clone(), bus.as_str())),
-        }
     }
 
     /// Whether this target, or its transform, runs the function `name`.

@@ -1,5 +1,5 @@
-//! The engine without a server: opened on a temp dir with SQLite, events appended through
-//! ingest, rules matched, duplicates refused, and a `bus` target forwarding through the
+//! The engine without a server: opened on a temp dir with SQLite, rules changed through the
+//! engine (stored, matched, paused, deleted), and a `bus` target forwarding through the
 //! engine's publisher to a second bus. (The indexers block in place, so the runtime is
 //! multi-threaded.)
 
@@ -12,8 +12,7 @@ use switchyard_core::Name;
 use switchyard_core::cloudevent::parse_structured;
 use switchyard_engine::NewRule;
 use switchyard_engine::meta::{BusSettings, SchemaValidation};
-use switchyard_engine::{Engine, EngineConfig};
-use switchyard_event_store::Appended;
+use switchyard_engine::{Engine, EngineConfig, RuleError};
 
 const LIMITS: Limits = Limits {
     max_event_bytes: 256 * 1024,
@@ -54,47 +53,43 @@ fn rule(name: &str, pattern: Value, targets: Value) -> NewRule {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_matches_rules_and_refuses_duplicates() {
+async fn rules_are_stored_matched_paused_and_deleted_through_the_engine() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let engine = engine(dir.path()).await;
     let bus = engine.buses.get("default").expect("the default bus");
+    let orders = || rule("orders", json!({"type": ["order"]}), json!([]));
+    let (_, created) = engine.put_rule("default", orders()).await.expect("stored");
+    assert!(created);
+    let (_, created) = engine
+        .put_rule("default", orders())
+        .await
+        .expect("replaced");
+    assert!(!created);
+    let matched = |id: &str| bus.rules().matches(event(id, "order").json.as_slice());
+    assert_eq!(matched("a"), ["orders"]);
+    let (paused, inactive) = engine
+        .set_rule_enabled("default", "orders", false)
+        .await
+        .expect("paused");
+    assert_eq!((paused.enabled, inactive), (false, None));
+    assert!(matched("b").is_empty());
     engine
-        .put_rule(
-            "default",
-            rule("orders", json!({"type": ["order"]}), json!([])),
-        )
+        .set_rule_enabled("default", "orders", true)
         .await
-        .expect("a valid rule");
-    let appended = engine
-        .ingest
-        .append(
-            &bus,
-            vec![
-                event("a", "order"),
-                event("b", "refund"),
-                event("a", "order"),
-            ],
-        )
+        .expect("resumed");
+    assert_eq!(matched("c"), ["orders"]);
+    engine
+        .delete_rule("default", "orders")
         .await
-        .expect("appended");
-    let outcomes: Vec<(&str, &Appended)> =
-        appended.iter().map(|(id, _, a)| (id.as_str(), a)).collect();
-    assert_eq!(
-        outcomes,
-        [
-            ("a", &Appended::New { offset: 0 }),
-            ("b", &Appended::New { offset: 1 }),
-            ("a", &Appended::Duplicate { offset: 0 }),
-        ]
-    );
-    let stored = bus.log.read(0, 10).await.expect("read");
-    let matched: Vec<&[String]> = stored.iter().map(|r| r.matched_rules.as_slice()).collect();
-    assert_eq!(matched, [&["orders".to_owned()][..], &[][..]]);
-    let metrics = engine.metrics.encode().expect("metrics");
-    assert!(
-        metrics.contains("switchyard_events_ingested_total{bus=\"default\"} 2"),
-        "{metrics}"
-    );
+        .expect("deleted");
+    assert!(matched("d").is_empty());
+    let gone = engine.delete_rule("default", "orders").await;
+    assert!(matches!(gone, Err(RuleError::NoRule(r)) if r == "orders"));
+    let bad = rule("bad", json!({"type": "order"}), json!([]));
+    let refused = engine.put_rule("default", bad).await;
+    assert!(matches!(refused, Err(RuleError::Spec(_))), "{refused:?}");
+    let nowhere = engine.put_rule("nowhere", orders()).await;
+    assert!(matches!(nowhere, Err(RuleError::NoBus(b)) if b == "nowhere"));
     engine.close().await;
 }
 

@@ -114,16 +114,3 @@ pub fn field_ref(field: &Field) -> Result<FieldRef, String> {
         }
     }
 }
-
-/// Adds the `from`/`to` window on receive time.
-pub fn within(filter: Filter, from_ms: Option<i64>, to_ms: Option<i64>) -> Filter {
-    if from_ms.is_none() && to_ms.is_none() {
-        return filter;
-    }
-    let window = Filter::Range {
-        field: FieldRef::ReceivedAt,
-        lower: from_ms.map_or(Bound::Unbounded, |ms| Bound::Included(Scalar::TimeMs(ms))),
-        upper: to_ms.map_or(Bound::Unbounded, |ms| Bound::Excluded(Scalar::TimeMs(ms))),
-    };
-    Filter::And(vec![filter, window])
-}

@@ -15,7 +15,7 @@ use switchyard_event_store::aggregation::agg_result::{
 use switchyard_event_store::aggregation::metric::PercentileValues;
 use switchyard_event_store::{EventIndex, FieldRef, Filter, IndexError, Scalar};
 
-use super::{field_ref, filter_for, within};
+use super::{field_ref, filter_for};
 use crate::aggregate::{Grouped, Key, nearest_rank};
 use crate::{AnalyticsRequest, AnalyticsResult, Metric, Point};
 
@@ -87,7 +87,7 @@ impl From<IndexError> for RunError {
 pub fn run(index: &EventIndex, req: &AnalyticsRequest) -> Result<AnalyticsResult, RunError> {
     let plan = Plan::new(req)?;
     let query = filter_for(&req.query).map_err(|m| RunError::Unsupported(format!("query: {m}")))?;
-    let filter = within(query, Some(req.from_ms), Some(req.to_ms));
+    let filter = query.received_within(Some(req.from_ms), Some(req.to_ms));
     for field in &plan.group_by {
         let marker = Filter::And(vec![
             filter.clone(),

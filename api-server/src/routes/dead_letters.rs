@@ -143,38 +143,13 @@ async fn redrive(
     if body.all {
         return redrive_all(&state, bus).await;
     }
-    let mut not_found = Vec::new();
-    let mut ids = Vec::new();
-    for id in &body.ids {
-        match id.parse::<i64>() {
-            Ok(n) => ids.push(n),
-            Err(_) => not_found.push(id.clone()),
-        }
-    }
-    let found = state
-        .engine
-        .meta
-        .get_dead_letters(&bus.settings.name, &ids)
-        .await?;
-    not_found.extend(
-        ids.iter()
-            .filter(|i| !found.iter().any(|d| d.id == **i))
-            .map(i64::to_string),
-    );
-    let total = found.len();
-    let no_target: Vec<String> = bus
-        .dispatch
-        .redrive(found)
-        .await
-        .iter()
-        .map(i64::to_string)
-        .collect();
+    let done = state.engine.redrive(&bus, &body.ids).await?;
     Ok((
         StatusCode::OK,
         axum::Json(RedriveOut {
-            redriven: total - no_target.len(),
-            not_found,
-            no_target,
+            redriven: done.redriven,
+            not_found: done.not_found,
+            no_target: done.no_target,
             no_target_count: None,
         }),
     ))

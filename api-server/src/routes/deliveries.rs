@@ -59,7 +59,7 @@ async fn search_deliveries(
         Some(q) => super::extract::parse_query(q)?,
         None => switchyard_event_store::Filter::All,
     };
-    let filter = switchyard_analytics::index::within(filter, from, to);
+    let filter = filter.received_within(from, to);
     let before = parse_cursor::<u64>(params.cursor.as_deref())?;
     let offsets = bus.delivery_indexer.newest(filter, before, limit).await?;
     let journal = bus.dispatch.journal.log();

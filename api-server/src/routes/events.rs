@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use switchyard_core::CloudEvent;
 use switchyard_core::cloudevent::{self, BinaryEvent};
 use switchyard_core::time::format_ms;
+use switchyard_engine::events::PageRequest;
 use switchyard_event_store::{Appended, Record};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -289,10 +290,7 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-/// The most records one listing scans before it returns a short page with a cursor.
-const MAX_SCAN: u64 = 100_000;
-
-/// Lists events newest first.
+/// Lists events newest first: from the log, or with `q` through the index.
 #[utoipa::path(get, path = "/v1/buses/{bus}/events", tag = "events", security(("bearer" = ["read"])),
     params(("bus" = String, Path, example = "default", pattern = "^[A-Za-z0-9._-]{1,64}$"), ListParams),
     responses((status = 200, body = EventPage), (status = 400), (status = 404)))]
@@ -302,99 +300,29 @@ async fn list_events(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     let bus = find_bus(&state, &bus)?;
-    let limit = page_limit(params.limit)?;
-    let from_ms = params
-        .from
-        .as_deref()
-        .map(|t| super::extract::parse_time("from", t))
-        .transpose()?;
-    let to_ms = params
-        .to
-        .as_deref()
-        .map(|t| super::extract::parse_time("to", t))
-        .transpose()?;
-    if let Some(q) = params.q.as_deref().filter(|q| !q.trim().is_empty()) {
-        let filter =
-            switchyard_analytics::index::within(super::extract::parse_query(q)?, from_ms, to_ms);
-        let before = parse_cursor::<u64>(params.cursor.as_deref())?;
-        return search_page(&bus, filter, before, limit).await;
-    }
-    let bounds = bus.log.bounds();
-    let Some(first) = bounds.first else {
-        return json_response(&EventPage {
-            events: Vec::new(),
-            next_cursor: None,
-        });
+    let time = |name, t: &Option<String>| {
+        t.as_deref()
+            .map(|t| super::extract::parse_time(name, t))
+            .transpose()
     };
-    let mut before =
-        parse_cursor::<u64>(params.cursor.as_deref())?.map_or(bounds.next, |c| c.min(bounds.next));
-    let mut page: Vec<Record> = Vec::with_capacity(limit);
-    let mut scanned = 0;
-    let mut exhausted = false;
-    while page.len() < limit && !exhausted {
-        if before <= first || scanned >= MAX_SCAN {
-            exhausted = before <= first;
-            break;
-        }
-        let chunk = (limit as u64).max(64).min(before - first);
-        let start = before - chunk;
-        let mut records = bus.log.read(start, chunk as usize).await?;
-        scanned += chunk;
-        records.reverse();
-        for r in records {
-            before = r.offset;
-            if from_ms.is_some_and(|from| r.received_at_ms < from) {
-                // received_at only grows along the log: nothing older can match.
-                exhausted = true;
-                break;
-            }
-            if to_ms.is_none_or(|to| r.received_at_ms < to) {
-                page.push(r);
-                if page.len() == limit {
-                    break;
-                }
-            }
-        }
-        if before <= first {
-            exhausted = true;
-        }
-    }
-    let events = page.iter().map(to_record).collect::<ApiResult<Vec<_>>>()?;
-    let next_cursor = (!exhausted && before > first).then(|| before.to_string());
+    let page = PageRequest {
+        from_ms: time("from", &params.from)?,
+        to_ms: time("to", &params.to)?,
+        before: parse_cursor::<u64>(params.cursor.as_deref())?,
+        limit: page_limit(params.limit)?,
+    };
+    let filter = match params.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        Some(q) => Some(super::extract::parse_query(q)?),
+        None => None,
+    };
+    let page = bus.events_page(filter, page).await?;
     json_response(&EventPage {
-        events,
-        next_cursor,
-    })
-}
-
-/// One page of search results, newest first, read back from the log.
-async fn search_page(
-    bus: &switchyard_engine::buses::Bus,
-    filter: switchyard_event_store::Filter,
-    before: Option<u64>,
-    limit: usize,
-) -> ApiResult<Response> {
-    let offsets = bus.indexer.newest(filter, before, limit).await?;
-    let mut page: Vec<Record> = Vec::with_capacity(offsets.len());
-    for &offset in &offsets {
-        // Retention may have removed it from the log before the index caught up.
-        if let Some(r) = bus
-            .log
-            .read(offset, 1)
-            .await?
-            .pop()
-            .filter(|r| r.offset == offset)
-        {
-            page.push(r);
-        }
-    }
-    let events = page.iter().map(to_record).collect::<ApiResult<Vec<_>>>()?;
-    let next_cursor = (offsets.len() == limit)
-        .then(|| offsets.last().map(u64::to_string))
-        .flatten();
-    json_response(&EventPage {
-        events,
-        next_cursor,
+        events: page
+            .records
+            .iter()
+            .map(to_record)
+            .collect::<ApiResult<_>>()?,
+        next_cursor: page.next.map(|n| n.to_string()),
     })
 }
 
@@ -416,32 +344,6 @@ async fn get_event(
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> ApiResult<Response> {
     let bus = find_bus(&state, &bus)?;
-    let record = lookup(&bus, &id, params.source.as_deref()).await?;
+    let record = bus.lookup(&id, params.source.as_deref()).await?;
     json_response(&to_record(&record)?)
-}
-
-/// The newest event with this id (and source); 409 when several sources used the id.
-pub async fn lookup(
-    bus: &switchyard_engine::buses::Bus,
-    id: &str,
-    source: Option<&str>,
-) -> ApiResult<Record> {
-    let mut found = bus.log.find(id, source).await?;
-    let mut sources: Vec<&str> = found.iter().map(|r| r.source.as_str()).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    if sources.len() > 1 {
-        return Err(ApiError::new(
-            Code::AmbiguousId,
-            format!(
-                "{} sources published an event with id {id:?}; pass ?source= to pick one",
-                sources.len()
-            ),
-        )
-        .with_details(json!({ "sources": sources })));
-    }
-    if found.is_empty() {
-        return Err(ApiError::not_found("event", id));
-    }
-    Ok(found.swap_remove(0))
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use switchyard_functions::Limits;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -180,23 +180,7 @@ async fn delete_function(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     find(&state, &name)?;
-    let users = state.engine.rules_running(&name);
-    if !users.is_empty() {
-        return Err(ApiError::new(
-            Code::FunctionInUse,
-            format!(
-                "function {name:?} is used by {}; change or delete them first",
-                users.join(", ")
-            ),
-        )
-        .with_details(json!({ "rules": users })));
-    }
-    if state
-        .engine
-        .functions
-        .remove(&state.engine.meta, &name)
-        .await?
-    {
+    if state.engine.delete_function(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("function", &name))

@@ -14,10 +14,10 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::keys::{ApiKey, Role};
 use crate::state::AppState;
 use switchyard_core::time::format_ms;
 use switchyard_core::time::now_ms;
+use switchyard_engine::keys::{ApiKey, Role};
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::buses::find_bus;
-use super::events::{EventRecord, GetParams, json_response, lookup, to_record};
+use super::events::{EventRecord, GetParams, json_response, to_record};
 use super::extract::ApiQuery;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -54,7 +54,7 @@ async fn trace(
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> ApiResult<Response> {
     let bus = find_bus(&state, &bus)?;
-    let record = lookup(&bus, &id, params.source.as_deref()).await?;
+    let record = bus.lookup(&id, params.source.as_deref()).await?;
     let entries = bus
         .dispatch
         .journal

@@ -17,11 +17,10 @@ use super::extract::{ApiJson, read_body};
 use super::openapi::Binary;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
-use switchyard_core::time::format_ms;
-use switchyard_core::time::now_ms;
+use switchyard_core::time::{format_ms, now_ms};
 use switchyard_engine::meta::WebhookRow;
 use switchyard_engine::metrics::WebhookLabels;
-use switchyard_engine::webhooks::{BodyError, Webhook};
+use switchyard_engine::webhooks::Webhook;
 
 /// Managing webhooks: these ask for a key.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -239,32 +238,13 @@ async fn accept(
     body: Body,
 ) -> ApiResult<Published> {
     let body = read_body(body, state.engine.limits.max_event_bytes).await?;
-    let now = now_ms();
-    w.verify(&TextHeaders(headers), &body, now.div_euclid(1000))
-        .map_err(|why| {
-            ApiError::new(
-                Code::InvalidSignature,
-                format!(
-                    "the {} signature does not verify: {why}",
-                    w.verify.as_ref().map_or("", |v| v.scheme.as_str())
-                ),
-            )
-        })?;
+    let event = w.accept(&TextHeaders(headers), &body, now_ms(), &state.engine.limits)?;
     let bus = state
         .engine
         .buses
         .get(&w.bus)
         .ok_or_else(|| ApiError::not_found("bus", &w.bus))?;
-    let event = w
-        .event(&TextHeaders(headers), &body, &format_ms(now), fresh_id)
-        .map_err(|e| match e {
-            BodyError::NoType(m) => ApiError::new(Code::InvalidWebhookBody, m),
-            BodyError::Structure(e) => e.into(),
-        })?;
-    let json = serde_json::to_vec(&event).map_err(ApiError::internal)?;
-    let parsed = switchyard_core::cloudevent::parse_structured(&json, &state.engine.limits)
-        .map_err(|e| ApiError::new(Code::InvalidWebhookBody, e.to_string()))?;
-    let mut events = vec![parsed];
+    let mut events = vec![event];
     let span = switchyard_engine::telemetry::start_publish(
         &state.engine.telemetry,
         &w.bus,
@@ -277,18 +257,6 @@ async fn accept(
         published.as_ref().err().map(|e| e.message.as_str()),
     );
     published
-}
-
-/// A random event id for deliveries that bring none.
-fn fresh_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No entropy source: fall back on the clock and a counter, still unique here.
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return format!("wh-{}-{n}", now_ms());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A request's headers as the webhook code reads them.

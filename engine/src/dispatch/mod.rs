@@ -13,7 +13,7 @@
 //! store every 100 ms; after a crash, delivery resumes from it. Deliveries completed in the
 //! last interval before a crash may be made again: at least once, not exactly once.
 
-pub(crate) mod bus_target;
+mod bus_target;
 pub mod journal;
 pub mod ports;
 pub mod replay;

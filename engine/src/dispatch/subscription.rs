@@ -4,11 +4,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use switchyard_rules::Transform;
+use switchyard_targets::http::HttpTarget;
+use switchyard_targets::queue::amqp::AmqpTarget;
+use switchyard_targets::queue::mqtt::MqttTarget;
+use switchyard_targets::queue::nats::NatsTarget;
+use switchyard_targets::queue::redis::RedisTarget;
 use switchyard_targets::{RetryPolicy, Target};
 use tokio::sync::mpsc;
 
+use super::bus_target::BusTarget;
 use super::{Event, Ports};
+use crate::functions::FunctionTarget;
 use crate::ruleset::RuleSet;
+use crate::target::KindSettings;
 
 /// Most deliveries one subscription holds at once (in flight or waiting to retry).
 pub const WINDOW: usize = crate::target::MAX_CONCURRENCY as usize;
@@ -41,7 +49,7 @@ pub fn specs(ports: &Ports, rules: &RuleSet) -> Vec<SubSpec> {
         out.extend(targets.iter().map(|t| SubSpec {
             rule: rule.name.clone(),
             target_id: t.spec.id.clone(),
-            target: t.build(ports),
+            target: deliverer(&t.settings, ports),
             transform: t.transform.clone(),
             policy: t.policy,
             dead_letter_bus: t.dead_letter_bus.clone(),
@@ -52,6 +60,26 @@ pub fn specs(ports: &Ports, rules: &RuleSet) -> Vec<SubSpec> {
         }));
     }
     out
+}
+
+/// The one factory: the deliverer of a target of this kind.
+pub fn deliverer(settings: &KindSettings, ports: &Ports) -> Arc<dyn Target> {
+    let policy = ports.address_policy.clone();
+    match settings {
+        KindSettings::Http(c) => Arc::new(HttpTarget::new(
+            c.clone(),
+            ports.http_client.clone(),
+            policy,
+        )),
+        KindSettings::Nats(c) => Arc::new(NatsTarget::new(c.clone(), policy)),
+        KindSettings::Amqp(c) => Arc::new(AmqpTarget::new(c.clone(), policy)),
+        KindSettings::Redis(c) => Arc::new(RedisTarget::new(c.clone(), policy)),
+        KindSettings::Mqtt(c) => Arc::new(MqttTarget::new(c.clone(), policy)),
+        KindSettings::Function(name) => {
+            Arc::new(FunctionTarget::new(ports.functions.clone(), name.as_str()))
+        }
+        KindSettings::Bus(bus) => Arc::new(BusTarget::new(ports.publish.clone(), bus.as_str())),
+    }
 }
 
 /// A running subscription, as the scanner and the cursor flusher see it.

@@ -16,7 +16,7 @@ use jsonpath_rust::parser::model::JpQuery;
 use crate::meta::{MetaStore, WebhookRow};
 use crate::named::Named;
 pub use verify::{Scheme, Verify};
-pub use wrap::BodyError;
+pub use wrap::{BodyError, Refused};
 
 /// A request's headers as a webhook reads them: a value by name (any case), if it is text.
 /// The HTTP edge adapts its own header map to this.

@@ -4,7 +4,9 @@
 use base64::Engine as _;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use switchyard_core::StructureError;
+use switchyard_core::cloudevent::parse_structured;
+use switchyard_core::time::format_ms;
+use switchyard_core::{CloudEvent, EventError, Limits, StructureError};
 
 use super::{Headers, Scheme, TypeFrom, Webhook, default_type};
 
@@ -125,4 +127,52 @@ pub enum BodyError {
     NoType(String),
     #[error(transparent)]
     Structure(#[from] StructureError),
+}
+
+/// Why a delivery to a webhook is refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Refused {
+    /// The signature does not verify (or is missing): the delivery is not the provider's.
+    #[error("the {scheme} signature does not verify: {why}")]
+    Signature { scheme: &'static str, why: String },
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The wrapped event is not one a bus takes (too large, say).
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+impl Webhook {
+    /// A delivery received at `now_ms`: verified, then wrapped and parsed into the event
+    /// its bus takes (`id`: the provider's delivery id, else a fresh one).
+    pub fn accept(
+        &self,
+        headers: &dyn Headers,
+        body: &[u8],
+        now_ms: i64,
+        limits: &Limits,
+    ) -> Result<CloudEvent, Refused> {
+        self.verify(headers, body, now_ms.div_euclid(1000))
+            .map_err(|why| Refused::Signature {
+                scheme: self.verify.as_ref().map_or("", |v| v.scheme.as_str()),
+                why,
+            })?;
+        let event = self.event(headers, body, &format_ms(now_ms), fresh_id)?;
+        let json = serde_json::to_vec(&event).map_err(|e| EventError::NotAnObject {
+            reason: e.to_string(),
+        })?;
+        Ok(parse_structured(&json, limits)?)
+    }
+}
+
+/// A random event id for deliveries that bring none.
+fn fresh_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No entropy source: fall back on the clock and a counter, still unique here.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return format!("wh-{}-{n}", switchyard_core::time::now_ms());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -57,6 +57,22 @@ pub enum Filter {
     Not(Box<Filter>),
 }
 
+impl Filter {
+    /// This filter over records received in `[from_ms, to_ms)` (either end open when
+    /// `None`).
+    pub fn received_within(self, from_ms: Option<i64>, to_ms: Option<i64>) -> Filter {
+        if from_ms.is_none() && to_ms.is_none() {
+            return self;
+        }
+        let window = Filter::Range {
+            field: FieldRef::ReceivedAt,
+            lower: from_ms.map_or(Bound::Unbounded, |ms| Bound::Included(Scalar::TimeMs(ms))),
+            upper: to_ms.map_or(Bound::Unbounded, |ms| Bound::Excluded(Scalar::TimeMs(ms))),
+        };
+        Filter::And(vec![self, window])
+    }
+}
+
 pub(crate) fn and(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(
         queries.into_iter().map(|q| (Occur::Must, q)).collect(),

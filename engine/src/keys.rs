@@ -1,5 +1,7 @@
-//! API keys besides the admin key (SPEC §2: 403 when a key lacks the role). A key has one
-//! role; only its SHA-256 is stored, so a key is shown once, when it is created.
+//! API keys (SPEC §2: 403 when a key lacks the role): the admin key, kept in
+//! `<data-dir>/admin.key`, and keys made through the API. A key has one role; of those made
+//! through the API only the SHA-256 is stored, so a key is shown once, when it is created.
+//! The credentials of every edge (the REST API, and the EventBridge API after it).
 //!
 //! - `admin`: everything, like the admin key.
 //! - `publisher`: publishing (`POST /v1/buses/{bus}/events`) and nothing else — the key to
@@ -7,12 +9,15 @@
 //! - `reader`: every `GET`, and the read-only `POST`s: searches, analytics, pattern and
 //!   transform tests, function invocations.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use switchyard_engine::meta::{ApiKeyRow, MetaStore};
-use switchyard_engine::named::Named;
+use crate::meta::{ApiKeyRow, MetaStore};
+use crate::named::Named;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -109,10 +114,7 @@ impl Keys {
         if self.list().iter().any(|k| k.name == name) {
             return Ok(None);
         }
-        let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let secret = format!("sy_{}_{hex}", role.as_str());
+        let (hex, secret) = fresh_secret(role)?;
         let row = ApiKeyRow {
             name: name.to_owned(),
             role: role.as_str().to_owned(),
@@ -141,4 +143,39 @@ impl Keys {
         self.by_hash.remove(&sha);
         Ok(true)
     }
+}
+
+/// Reads the admin key from `<data-dir>/admin.key`, generating it (mode 0600) on first
+/// start. The key is never printed.
+pub fn load_or_create_admin_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
+        Ok(_) => anyhow::bail!(
+            "{} is empty; delete it to have a new key generated",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+    let (_, key) = fresh_secret(Role::Admin)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(key.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "generated the admin API key");
+    Ok(key)
+}
+
+/// A new key for `role`: its random part (hex) and the whole secret, `sy_<role>_<hex>`.
+fn fresh_secret(role: Role) -> anyhow::Result<(String, String)> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = format!("sy_{}_{hex}", role.as_str());
+    Ok((hex, secret))
 }
