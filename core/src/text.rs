@@ -25,22 +25,49 @@ pub struct Token {
 /// assert_eq!(words, ["payment", "failed", "card", "declined"]);
 /// ```
 pub fn tokens(text: &str) -> impl Iterator<Item = Token> + '_ {
-    let mut rest = text.char_indices().peekable();
+    let mut at = 0;
     std::iter::from_fn(move || {
-        while rest.next_if(|(_, c)| !c.is_alphanumeric()).is_some() {}
-        let (from, _) = *rest.peek()?;
-        let mut to = from;
-        let mut lower = String::new();
-        while let Some((at, c)) = rest.next_if(|(_, c)| c.is_alphanumeric()) {
-            lower.extend(c.to_lowercase());
-            to = at + c.len_utf8();
-        }
+        let from = find(text, at, true)?;
+        let to = find(text, from, false).unwrap_or(text.len());
+        at = to;
+        let word = text.get(from..to)?;
+        // The index cuts every string of every event: ASCII words (most) are lowercased
+        // as bytes; the rest character by character.
+        let lower = if word.is_ascii() {
+            word.to_ascii_lowercase()
+        } else {
+            let mut lower = String::with_capacity(word.len());
+            word.chars().for_each(|c| lower.extend(c.to_lowercase()));
+            lower
+        };
         Some(Token {
             from,
             to,
             text: lower,
         })
     })
+}
+
+/// The byte offset of the first character at or after `start` (a character boundary) that
+/// is a letter or digit (`alphanumeric`) or is not one (`!alphanumeric`).
+fn find(text: &str, start: usize, alphanumeric: bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    while let Some(&b) = bytes.get(i) {
+        // An ASCII byte is a whole character, and `char::is_alphanumeric` agrees with
+        // `is_ascii_alphanumeric` on it.
+        let (is, len) = if b.is_ascii() {
+            (b.is_ascii_alphanumeric(), 1)
+        } else {
+            let c = text.get(i..)?.chars().next()?;
+            (c.is_alphanumeric(), c.len_utf8())
+        };
+        if is == alphanumeric {
+            return Some(i);
+        }
+        i += len;
+    }
+    None
 }
 
 /// The tokens' texts: `tokenize("Card-DECLINED") == ["card", "declined"]`.
