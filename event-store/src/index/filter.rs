@@ -167,10 +167,8 @@ pub(crate) fn translate(f: &Fields, filter: &Filter) -> Result<Box<dyn Query>, I
                 .collect();
             match terms.len() {
                 0 => Box::new(EmptyQuery),
-                1 => Box::new(TermQuery::new(
-                    terms.remove(0),
-                    IndexRecordOption::WithFreqsAndPositions,
-                )),
+                // One token: whether the term is there, no frequencies or positions to read.
+                1 => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic)),
                 _ => Box::new(super::phrase::Phrase(PhraseQuery::new(terms))),
             }
         }
