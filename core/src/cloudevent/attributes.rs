@@ -109,7 +109,7 @@ pub(super) fn check(name: &str, value: &Value<'_>, req: &mut Required, problems:
         "time" => match value {
             Value::Null => {}
             Value::Str(v) => {
-                if chrono::DateTime::parse_from_rfc3339(v).is_err() {
+                if crate::time::parse_rfc3339_ms(v).is_none() {
                     problems.push(format!("attribute time {v:?} is not an RFC 3339 timestamp"));
                 }
             }
