@@ -12,6 +12,7 @@ mod functions;
 mod hardening;
 mod hardening_ingest;
 mod keys;
+mod ledger;
 mod ops;
 mod publish;
 mod receiver;

@@ -37,10 +37,12 @@ impl Bus {
         self.rules.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts delivery and indexing for a bus whose rules are loaded.
+    /// Starts delivery (resuming replays that were running) and indexing for a bus whose
+    /// rules are loaded.
     pub async fn start(&self) -> anyhow::Result<()> {
         let specs = self.dispatch.specs(&self.rules());
         self.dispatch.start(specs).await?;
+        crate::dispatch::replay::resume(&self.dispatch, &self.rules).await;
         self.indexer.start();
         self.delivery_indexer.start();
         Ok(())
@@ -159,6 +161,7 @@ impl Buses {
                 let journal_log = journal.log();
                 let dispatch = BusDispatch::new(
                     settings.name.clone(),
+                    incarnation(&settings.name, &dir)?,
                     log.clone(),
                     journal,
                     self.ports.clone(),
@@ -248,6 +251,30 @@ impl Buses {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Bus>>> {
         self.open.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The bus's incarnation: made with its files (and gone with them), so delivery ids of a
+/// bus deleted and made again never repeat the old ones.
+fn incarnation(bus: &str, dir: &std::path::Path) -> Result<String, LogError> {
+    let path = dir.join("incarnation");
+    let io = |source| LogError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let made = format!("{bus}.{:08x}", fastrand::u32(..));
+    let tmp = dir.join("incarnation.tmp");
+    std::fs::write(&tmp, &made).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(made)
 }
 
 fn open_index(dir: &std::path::Path) -> Result<EventIndex, LogError> {

@@ -166,10 +166,8 @@ impl Engine {
         let http_client = switchyard_targets::http::client(config.address_policy.clone())
             .map_err(anyhow::Error::msg)?;
         let (publish, publishes) = Publisher::channel();
-        let store = Arc::new(meta.clone());
         let ports = Ports {
-            cursors: store.clone(),
-            dead_letters: store,
+            ledger: Arc::new(meta.clone()),
             publish,
             metrics: metrics.clone(),
             telemetry: telemetry.clone(),
@@ -262,8 +260,9 @@ impl Engine {
     }
 
     /// Creates or replaces a rule of `bus`: checks it (its targets parsed once, into what
-    /// their deliveries run with), stores it, restarts its targets' deliveries at the end of
-    /// the bus, and applies it to events published from now on. Returns the rule as stored
+    /// their deliveries run with), stores it, starts a new target's deliveries at the end of
+    /// the bus (an edited one resumes where it was; a removed one's pending deliveries are
+    /// dropped with the reason), and applies it to events published from now on. Returns the rule as stored
     /// and whether it was created. Serialized with bus changes: interleaved with a bus's
     /// deletion, a rule row outlived its bus.
     pub async fn put_rule(
@@ -294,10 +293,6 @@ impl Engine {
             updated_at_ms: now,
         };
         let created = self.meta.put_rule(&stored, now).await?;
-        let target_ids: Vec<String> = stored.targets.iter().map(|t| t.id.clone()).collect();
-        self.meta
-            .delete_cursors(&stored.bus, &stored.name, &target_ids)
-            .await?;
         bus.rules_mut()
             .put(stored.clone(), targets)
             .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
@@ -305,7 +300,7 @@ impl Engine {
         Ok((stored, created))
     }
 
-    /// Deletes a rule and its delivery cursors; its deliveries stop.
+    /// Deletes a rule; its pending deliveries are dropped, each with the reason on its trace.
     pub async fn delete_rule(&self, bus: &str, rule: &str) -> Result<(), RuleError> {
         let _turn = self.buses.lifecycle().await;
         let bus = self
@@ -316,9 +311,6 @@ impl Engine {
             return Err(RuleError::NoRule(rule.to_owned()));
         }
         self.meta.delete_rule(&bus.settings.name, rule).await?;
-        self.meta
-            .delete_cursors(&bus.settings.name, rule, &[])
-            .await?;
         bus.rules_mut().remove(rule);
         bus.resync().await;
         Ok(())
@@ -383,7 +375,7 @@ impl Engine {
                 .map(i64::to_string),
         );
         let total = found.len();
-        let orphans = bus.dispatch.redrive(found).await;
+        let orphans = bus.dispatch.redrive(found).await?;
         out.redriven = total - orphans.len();
         out.no_target = orphans.iter().map(i64::to_string).collect();
         Ok(out)
@@ -426,7 +418,10 @@ impl Engine {
                 };
                 let Some(last) = page.last() else { break };
                 before = last.id;
-                bus.dispatch.redrive(page).await;
+                if let Err(e) = bus.dispatch.redrive(page).await {
+                    tracing::error!(bus = %bus.settings.name, error = %e, "redriving dead letters stopped");
+                    break;
+                }
             }
             bus.dispatch.redriving_all.store(false, Ordering::Release);
         });

@@ -67,7 +67,8 @@ async fn start_replay(
         from,
         to,
         body.rule,
-    );
+    )
+    .await?;
     Ok((axum::http::StatusCode::ACCEPTED, axum::Json(progress)))
 }
 

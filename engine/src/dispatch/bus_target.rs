@@ -1,5 +1,8 @@
 //! The `bus` target: forwards an event to another bus of this server, through the
-//! engine's [`Publisher`], counting hops against forwarding loops.
+//! engine's [`Publisher`], counting hops against forwarding loops. The forwarded event's
+//! `id` is the delivery's id (its own id kept as `forwardedid`): every delivery is stored
+//! on the other bus — two rules forwarding one event store two — while a retry of the same
+//! delivery is the other bus's duplicate.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -52,6 +55,9 @@ impl Target for BusTarget {
         }
         if let Some(obj) = event.as_object_mut() {
             obj.insert(HOPS.into(), Value::from(hops));
+            if let Some(first) = obj.insert("id".into(), Value::from(d.delivery_id)) {
+                obj.insert("forwardedid".into(), first);
+            }
         }
         self.publish.publish(&self.bus, event).await?;
         Ok(Delivered {

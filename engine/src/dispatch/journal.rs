@@ -25,6 +25,8 @@ pub enum Stage {
     RetryScheduled,
     Delivered,
     DeadLettered,
+    /// Ended unresolved because its rule or target was deleted; the reason is its `error`.
+    Dropped,
     /// Accepted on a `warn` bus although it breaks its declared schema.
     SchemaViolation,
 }

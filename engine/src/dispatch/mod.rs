@@ -9,12 +9,17 @@
 //! it reaches the scanner and attaches again. So the log is read once per bus in the common
 //! case, memory is bounded by the windows, and the backlog stays on disk.
 //!
-//! Each subscription's cursor (every offset below it is resolved) is saved to the metadata
-//! store every 100 ms; after a crash, delivery resumes from it. Deliveries completed in the
-//! last interval before a crash may be made again: at least once, not exactly once.
+//! What must survive a crash is in the [`ledger`]: per subscription a cursor and an entry
+//! per unresolved delivery that lasted a flush interval or has a retry scheduled, committed
+//! by each worker every [`ledger::FLUSH_INTERVAL`]. After a crash, delivery resumes from
+//! exactly that state; deliveries in flight, or resolved within the last two intervals, may
+//! be made again: at least once, not exactly once. Replays and redrives are ledger entries
+//! from the start. A subscription stopped (its rule disabled, edited, or the server
+//! stopping) writes everything it holds first; the one that takes over starts from that.
 
 mod bus_target;
 pub mod journal;
+pub mod ledger;
 pub mod ports;
 pub mod replay;
 mod retry_queue;
@@ -23,7 +28,7 @@ mod subscription;
 mod tests;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,13 +38,19 @@ use tokio::sync::Notify;
 
 use crate::ruleset::RuleSet;
 pub use journal::Journal;
+use journal::{Stage, TraceStep};
+use ledger::{Entry, Origin, ReplayRecord, SubKey};
 pub use ports::{Ports, Publisher};
 pub use subscription::SubSpec;
-use subscription::{Resend, Sub};
+use subscription::Sub;
 
 /// Resolves once the flag is set (the guard `wait_for` returns is not held across awaits).
 pub(crate) async fn until_set(flag: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = flag.wait_for(|set| *set).await.map(|_| ());
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
@@ -79,11 +90,34 @@ impl Event {
     }
 }
 
-/// The subscriptions a rule set asks for.
-pub struct SubSpecs(Vec<SubSpec>);
+/// The subscriptions a rule set asks for, and which (rule, target) pairs it still has
+/// (enabled or not) and which rules.
+pub struct SubSpecs {
+    wanted: Vec<SubSpec>,
+    known: HashSet<(String, String)>,
+    rules: HashSet<String>,
+}
+
+impl SubSpecs {
+    /// Exactly these subscriptions (their rules and targets the only ones known).
+    #[cfg(test)]
+    pub fn of(wanted: Vec<SubSpec>) -> SubSpecs {
+        SubSpecs {
+            known: wanted.iter().map(SubSpec::key).collect(),
+            rules: wanted.iter().map(|s| s.rule.clone()).collect(),
+            wanted,
+        }
+    }
+}
+
+/// Why a subscription's pending deliveries were dropped.
+const RULE_DELETED: &str = "rule deleted";
+const TARGET_REMOVED: &str = "target removed";
 
 pub struct BusDispatch {
     bus: String,
+    /// Made anew with the bus's files: delivery ids of a bus deleted and made again differ.
+    incarnation: String,
     ports: Ports,
     log: Arc<dyn LogStore>,
     pub journal: Arc<Journal>,
@@ -92,6 +126,9 @@ pub struct BusDispatch {
     /// catching-up subscription can attach at exactly this point.
     scan: tokio::sync::Mutex<u64>,
     subs: Mutex<HashMap<(String, String), Arc<Sub>>>,
+    /// Subscriptions stopped and maybe still finishing, by (rule, target): one made again
+    /// for the same pair starts after it.
+    retiring: Mutex<HashMap<(String, String), Arc<Sub>>>,
     stopped: tokio::sync::watch::Sender<bool>,
     pub replays: replay::Replays,
     /// Set while a redrive of every dead letter runs in the background.
@@ -101,6 +138,7 @@ pub struct BusDispatch {
 impl BusDispatch {
     pub fn new(
         bus: String,
+        incarnation: String,
         log: Arc<dyn LogStore>,
         journal: Journal,
         ports: Ports,
@@ -108,12 +146,14 @@ impl BusDispatch {
         let next = log.bounds().next;
         Arc::new(BusDispatch {
             bus,
+            incarnation,
             ports,
             log,
             journal: Arc::new(journal),
             notify: Notify::new(),
             scan: tokio::sync::Mutex::new(next),
             subs: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(HashMap::new()),
             stopped: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
             redriving_all: std::sync::atomic::AtomicBool::new(false),
@@ -131,77 +171,237 @@ impl BusDispatch {
 
     /// The subscriptions `rules` ask for, built with this bus's ports.
     pub fn specs(&self, rules: &RuleSet) -> SubSpecs {
-        SubSpecs(subscription::specs(&self.ports, rules))
+        SubSpecs {
+            wanted: subscription::specs(&self.ports, rules),
+            known: rules
+                .runnable()
+                .flat_map(|(r, targets)| {
+                    targets
+                        .iter()
+                        .map(|t| (r.name.clone(), t.spec.id.clone()))
+                })
+                .chain(
+                    // A rule this version cannot run keeps its deliveries' state.
+                    rules.list().filter(|r| rules.inactive_reason(&r.name).is_some()).flat_map(
+                        |r| r.targets.iter().map(|t| (r.name.clone(), t.id.clone())),
+                    ),
+                )
+                .collect(),
+            rules: rules.list().map(|r| r.name.clone()).collect(),
+        }
     }
 
-    /// Loads saved cursors, starts a worker per subscription and the scanner.
+    /// Starts a worker per subscription (each loads its ledger state and catches up from
+    /// its cursor; one without state starts at the log's end) and the scanner, at the end.
     pub async fn start(self: &Arc<Self>, specs: SubSpecs) -> anyhow::Result<()> {
-        let rules = specs.0;
-        let saved: HashMap<(String, String), u64> = self
-            .ports
-            .cursors
-            .load(&self.bus)
-            .await?
-            .into_iter()
-            .map(|(r, t, o)| ((r, t), o))
-            .collect();
         let next = self.log.bounds().next;
-        let start = rules
-            .iter()
-            .map(|s| saved.get(&s.key()).copied().unwrap_or(next))
-            .min()
-            .unwrap_or(next);
-        *self.scan.lock().await = start;
-        for spec in rules {
-            let from = saved.get(&spec.key()).copied().unwrap_or(next);
-            self.add_sub(spec, from).await;
+        *self.scan.lock().await = next;
+        for spec in specs.wanted {
+            // One without state (new since the last run) starts here.
+            let key = SubKey::new(&spec.rule, &spec.target_id);
+            self.ports.ledger.open(&self.bus, &key, next).await?;
+            self.add_sub(spec);
         }
         tokio::spawn(self.clone().scanner());
-        tokio::spawn(self.clone().cursor_flusher());
         Ok(())
     }
 
-    async fn add_sub(self: &Arc<Self>, spec: SubSpec, from: u64) {
-        let scan = self.scan.lock().await;
-        let (sub, inbox) = Sub::new(spec, from, from >= *scan);
+    fn add_sub(self: &Arc<Self>, spec: SubSpec) {
+        let predecessor = guard(&self.retiring).remove(&spec.key());
+        let (sub, inbox) = Sub::new(spec, predecessor);
         self.subs().insert(sub.key(), sub.clone());
-        drop(scan);
         tokio::spawn(worker::run(self.clone(), sub, inbox));
     }
 
-    /// Brings subscriptions in line with the rule set after a rule change: new (rule,
-    /// target) pairs start at the log's end, removed ones stop, changed ones restart from
-    /// where they were.
-    pub async fn sync(self: &Arc<Self>, wanted: SubSpecs) {
-        let wanted = wanted.0;
+    /// Brings subscriptions in line with the rule set after a rule change. A new (rule,
+    /// target) starts at the log's end (saved before this returns); a rule disabled stops
+    /// its subscriptions, keeping their state, and enabled again resumes it; an edited one
+    /// hands its state to its successor; a deleted rule or target forgets its state and
+    /// drops its pending deliveries, each with the reason on its trace.
+    pub async fn sync(self: &Arc<Self>, specs: SubSpecs) {
+        let SubSpecs {
+            wanted,
+            known,
+            rules,
+        } = specs;
         let next = self.log.bounds().next;
         let current: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
         for sub in &current {
             let still = wanted.iter().find(|w| w.key() == sub.key());
-            if still.is_none_or(|w| w.fingerprint != sub.spec.fingerprint) {
-                sub.stop();
-                self.subs().remove(&sub.key());
+            if still.is_some_and(|w| w.fingerprint == sub.spec.fingerprint) {
+                continue;
             }
+            self.subs().remove(&sub.key());
+            sub.stop();
+            guard(&self.retiring).insert(sub.key(), sub.clone());
+        }
+        // Forget what a deleted rule or target held, running or not.
+        let mut held: Vec<(String, String)> = Vec::new();
+        match self.ports.ledger.subscriptions(&self.bus).await {
+            Ok(keys) => held.extend(keys.into_iter().map(|k| (k.rule, k.target))),
+            Err(e) => {
+                tracing::error!(bus = %self.bus, error = %e, "listing delivery state failed");
+            }
+        }
+        held.extend(current.iter().map(|s| s.key()));
+        held.sort();
+        held.dedup();
+        for key in held {
+            if known.contains(&key) {
+                continue;
+            }
+            let reason = if rules.contains(&key.0) {
+                TARGET_REMOVED
+            } else {
+                RULE_DELETED
+            };
+            self.forget(&key, reason).await;
         }
         for spec in wanted {
             if self.subs().contains_key(&spec.key()) {
                 continue;
             }
-            let from = match current.iter().find(|s| s.key() == spec.key()) {
-                Some(old) => old.cursor(),
-                None => {
-                    // A new (rule, target) starts at the log's end. Save that before the
-                    // rule change is acknowledged, or a crash would lose where it began.
-                    let row = [(spec.rule.clone(), spec.target_id.clone(), next)];
-                    if let Err(e) = self.ports.cursors.save(&self.bus, &row).await {
-                        tracing::error!(bus = %self.bus, error = %e, "saving a new delivery cursor failed");
-                    }
-                    next
-                }
-            };
-            self.add_sub(spec, from).await;
+            // A new (rule, target) starts at the log's end: saved before the rule change is
+            // acknowledged, or a crash would lose where it began. (One with state keeps it.)
+            let key = SubKey::new(&spec.rule, &spec.target_id);
+            if let Err(e) = self.ports.ledger.open(&self.bus, &key, next).await {
+                tracing::error!(bus = %self.bus, error = %e, "saving a new subscription's start failed");
+            }
+            self.add_sub(spec);
         }
         self.wake();
+    }
+
+    /// Forgets a deleted subscription's state and drops what it held, in the background,
+    /// once its worker (if it runs) has finished.
+    async fn forget(self: &Arc<Self>, key: &(String, String), reason: &'static str) {
+        let sub = guard(&self.retiring).remove(key);
+        let finished = match &sub {
+            Some(sub) => sub.forget(reason).await,
+            None => true,
+        };
+        let ledger_key = SubKey::new(&key.0, &key.1);
+        let state = match self.ports.ledger.forget(&self.bus, &ledger_key).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::error!(bus = %self.bus, rule = %key.0, target = %key.1, error = %e, "forgetting delivery state failed");
+                None
+            }
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let (held, scan_from) = match sub {
+                Some(sub) if !finished => {
+                    sub.finished().await;
+                    match sub.take_leftovers() {
+                        Some(left) => (left.held, left.scan_from),
+                        None => (Vec::new(), u64::MAX),
+                    }
+                }
+                _ => match state {
+                    Some(state) => (this.events_of(state.entries).await, state.cursor),
+                    None => (Vec::new(), u64::MAX),
+                },
+            };
+            this.drop_pending(&ledger_key, held, scan_from, reason).await;
+        });
+    }
+
+    /// The events of ledger entries, as the log or the entry holds them.
+    async fn events_of(&self, entries: Vec<Entry>) -> Vec<(Arc<Event>, Option<String>)> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let event = match entry.event {
+                Some(json) => Some(Arc::new(Event::from_json(entry.offset, json.into_bytes()))),
+                None => self.read_one(entry.offset).await,
+            };
+            if let Some(event) = event {
+                out.push((event, entry.origin.replay().map(str::to_owned)));
+            }
+        }
+        out
+    }
+
+    /// Journals `dropped` with `reason` for each held delivery and each event from
+    /// `scan_from` on that matched the rule, and counts them.
+    async fn drop_pending(
+        &self,
+        key: &SubKey,
+        held: Vec<(Arc<Event>, Option<String>)>,
+        scan_from: u64,
+        reason: &str,
+    ) {
+        let mut dropped = 0u64;
+        for (event, replay) in held {
+            self.journal_dropped(key, &event.record, replay, reason).await;
+            dropped += 1;
+        }
+        let mut at = scan_from;
+        while at < self.log.bounds().next {
+            let records = match self.log.read(at, 1024).await {
+                Ok(records) if !records.is_empty() => records,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(bus = %self.bus, error = %e, "reading the log to drop a deleted subscription's deliveries failed");
+                    break;
+                }
+            };
+            for record in records {
+                at = record.offset + 1;
+                if record.matched_rules.iter().any(|r| *r == key.rule) {
+                    self.journal_dropped(key, &record, None, reason).await;
+                    dropped += 1;
+                }
+            }
+        }
+        self.count_dropped(&key.rule, &key.target, dropped);
+        if dropped > 0 {
+            tracing::info!(bus = %self.bus, rule = %key.rule, target = %key.target, dropped, reason, "pending deliveries dropped");
+        }
+    }
+
+    async fn journal_dropped(
+        &self,
+        key: &SubKey,
+        record: &Record,
+        replay: Option<String>,
+        reason: &str,
+    ) {
+        let mut step = TraceStep::new(record.offset, Stage::Dropped);
+        step.rule = key.rule.clone();
+        step.target = key.target.clone();
+        step.error = Some(reason.to_owned());
+        step.replay = replay;
+        step.at_ms = switchyard_core::time::now_ms();
+        self.journal.record(&record.source, &record.id, step).await;
+    }
+
+    /// Counts deliveries of (rule, target) ended as dropped.
+    pub fn count_dropped(&self, rule: &str, target: &str, n: u64) {
+        self.ports
+            .metrics
+            .deliveries
+            .get_or_create(&crate::metrics::DeliveryLabels {
+                bus: self.bus.clone(),
+                rule: rule.to_owned(),
+                target: target.to_owned(),
+                outcome: "dropped".to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    /// The event at `offset`, if the log still holds it.
+    pub async fn read_one(&self, offset: u64) -> Option<Arc<Event>> {
+        let record = self
+            .log
+            .read(offset, 1)
+            .await
+            .ok()?
+            .into_iter()
+            .next()
+            .filter(|r| r.offset == offset)?;
+        let value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
+        Some(Arc::new(Event { record, value }))
     }
 
     pub fn stop(&self) {
@@ -212,26 +412,15 @@ impl BusDispatch {
         self.notify.notify_one();
     }
 
-    /// Stops, waits for in-flight deliveries (at most `grace`), and saves the cursors.
+    /// Stops, and waits (at most `grace`) for in-flight deliveries and every worker's last
+    /// commit.
     pub async fn shutdown(&self, grace: Duration) {
         self.stop();
-        let subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
+        let mut subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
+        subs.extend(guard(&self.retiring).values().cloned());
         let all = futures_join_all(subs.iter().map(|s| s.finished()));
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(bus = %self.bus, "deliveries still in flight at shutdown; they will be retried after restart");
-        }
-        self.flush_cursors().await;
-    }
-
-    /// Saves every subscription's cursor now.
-    pub async fn flush_cursors(&self) {
-        let cursors: Vec<(String, String, u64)> = self
-            .subs()
-            .values()
-            .map(|s| (s.spec.rule.clone(), s.spec.target_id.clone(), s.cursor()))
-            .collect();
-        if let Err(e) = self.ports.cursors.save(&self.bus, &cursors).await {
-            tracing::error!(bus = %self.bus, error = %e, "saving delivery cursors failed");
         }
     }
 
@@ -244,40 +433,10 @@ impl BusDispatch {
                 (
                     s.spec.rule.clone(),
                     s.spec.target_id.clone(),
-                    next.saturating_sub(s.cursor()),
+                    s.backlog(next),
                 )
             })
             .collect()
-    }
-
-    async fn cursor_flusher(self: Arc<Self>) {
-        let mut stopped = self.stopped.subscribe();
-        let mut last: HashMap<(String, String), u64> = HashMap::new();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = until_set(&mut stopped) => return,
-            }
-            let changed: Vec<(String, String, u64)> = self
-                .subs()
-                .values()
-                .filter(|s| last.get(&s.key()) != Some(&s.cursor()))
-                .map(|s| (s.spec.rule.clone(), s.spec.target_id.clone(), s.cursor()))
-                .collect();
-            if changed.is_empty() {
-                continue;
-            }
-            match self.ports.cursors.save(&self.bus, &changed).await {
-                Ok(()) => {
-                    for (r, t, o) in changed {
-                        last.insert((r, t), o);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(bus = %self.bus, error = %e, "saving delivery cursors failed")
-                }
-            }
-        }
     }
 
     /// Reads the log once, offering each event to the subscriptions of the rules it matched.
@@ -336,24 +495,37 @@ impl BusDispatch {
         }
     }
 
-    /// Hands dead letters back to their subscriptions. Returns the ids that had none.
-    pub async fn redrive(&self, letters: Vec<crate::meta::DeadLetter>) -> Vec<i64> {
-        let mut orphans = Vec::new();
-        for dl in letters {
-            let sub = self
-                .subs()
-                .get(&(dl.rule.clone(), dl.target.clone()))
-                .cloned();
-            let event = Arc::new(Event::from_json(dl.event_offset, dl.event.into_bytes()));
-            let sent = match sub {
-                Some(sub) => sub.resend(event, Resend::DeadLetter(dl.id)).await,
-                None => false,
-            };
-            if !sent {
-                orphans.push(dl.id);
-            }
+    /// Hands dead letters back to their subscriptions, moved into the ledger in one
+    /// transaction first. Returns the ids whose (rule, target) is not delivered now: they
+    /// stay dead letters.
+    pub async fn redrive(&self, letters: Vec<crate::meta::DeadLetter>) -> Result<Vec<i64>, sqlx::Error> {
+        let (deliverable, orphans): (Vec<_>, Vec<_>) = letters
+            .into_iter()
+            .partition(|dl| self.delivers_to(&dl.rule, &dl.target));
+        let made = self.ports.ledger.redrive(&self.bus, &deliverable).await?;
+        for (key, entry) in made {
+            self.hand_over(&key, entry).await;
         }
-        orphans
+        Ok(orphans.into_iter().map(|dl| dl.id).collect())
+    }
+
+    /// Gives a delivery already in the ledger to its subscription's worker. If the worker
+    /// is gone meanwhile, the entry waits in the ledger for the next one.
+    async fn hand_over(&self, key: &SubKey, entry: Entry) {
+        let sub = self
+            .subs()
+            .get(&(key.rule.clone(), key.target.clone()))
+            .cloned();
+        if let Some(sub) = sub {
+            let event = match &entry.event {
+                Some(json) => Arc::new(Event::from_json(entry.offset, json.clone().into_bytes())),
+                None => match self.read_one(entry.offset).await {
+                    Some(event) => event,
+                    None => return,
+                },
+            };
+            sub.resend(event, entry).await;
+        }
     }
 
     /// Whether (rule, target) is being delivered now: a dead letter of it can be redriven.
@@ -362,24 +534,47 @@ impl BusDispatch {
             .contains_key(&(rule.to_owned(), target.to_owned()))
     }
 
-    /// Sends a replayed event to every target of `rule`; returns how many took it.
-    pub async fn replay(&self, rule: &str, event: Arc<Event>, replay_id: &str) -> usize {
-        let subs: Vec<Arc<Sub>> = self
-            .subs()
-            .values()
-            .filter(|s| s.spec.rule == rule)
-            .cloned()
-            .collect();
-        let mut sent = 0;
-        for sub in subs {
-            if sub
-                .resend(event.clone(), Resend::Replay(replay_id.to_owned()))
-                .await
-            {
-                sent += 1;
+    /// One step of a replay: the matched events (each with the rules it is replayed to)
+    /// become entries of those rules' subscriptions, written with the replay's progress in
+    /// one transaction, then handed to the workers. Returns how many deliveries it made.
+    pub async fn replay_step(
+        &self,
+        replay_id: &str,
+        events: Vec<(Arc<Event>, Vec<String>)>,
+        record: &ReplayRecord,
+    ) -> Result<u64, sqlx::Error> {
+        let subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
+        let mut entries = Vec::new();
+        for (event, rules) in &events {
+            for sub in subs.iter().filter(|s| rules.contains(&s.spec.rule)) {
+                let offset = event.record.offset;
+                entries.push((
+                    sub.ledger_key(),
+                    Entry {
+                        delivery_id: format!(
+                            "{replay_id}:{offset}:{}:{}",
+                            sub.spec.rule, sub.spec.target_id
+                        ),
+                        offset,
+                        origin: Origin::Replay(replay_id.to_owned()),
+                        event: Some(String::from_utf8_lossy(&event.record.payload).into_owned()),
+                        attempts: 0,
+                        next_attempt_ms: None,
+                        last_error: None,
+                        generation: 0,
+                    },
+                ));
             }
         }
-        sent
+        self.ports
+            .ledger
+            .replay_step(&self.bus, &entries, record)
+            .await?;
+        let made = entries.len() as u64;
+        for (key, entry) in entries {
+            self.hand_over(&key, entry).await;
+        }
+        Ok(made)
     }
 
     fn subs_by_rule(&self) -> HashMap<String, Vec<Arc<Sub>>> {
@@ -397,7 +592,7 @@ impl BusDispatch {
     async fn try_attach(&self, sub: &Sub, at: u64) -> bool {
         let scan = self.scan.lock().await;
         if at >= *scan {
-            sub.attach(*scan);
+            sub.attach(at, *scan);
             true
         } else {
             false

@@ -1,56 +1,18 @@
-//! What delivery needs from outside a bus, as narrow ports: where cursors and dead letters
-//! are kept, how an event is published onto another bus, where counts go, and the shared
+//! What delivery needs from outside a bus, as narrow ports: where delivery state and dead
+//! letters are kept (the ledger), how an event is published onto another bus, where counts go, and the shared
 //! pieces targets are built from. The engine hands each bus a copy; nothing here points back
 //! at the engine.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_targets::{AddressPolicy, DeliveryError};
 use tokio::sync::{mpsc, oneshot};
 
+use super::ledger::Ledger;
 use crate::functions::Functions;
-use crate::meta::{DeadLetter, MetaStore};
 use crate::metrics::Metrics;
 use crate::telemetry::Telemetry;
-
-/// Where each subscription's cursor (every offset below it is resolved) is kept.
-#[async_trait]
-pub trait CursorStore: Send + Sync {
-    /// `(rule, target, next offset)` for every subscription of `bus`.
-    async fn load(&self, bus: &str) -> Result<Vec<(String, String, u64)>, sqlx::Error>;
-    async fn save(&self, bus: &str, cursors: &[(String, String, u64)]) -> Result<(), sqlx::Error>;
-}
-
-/// Where deliveries given up on are kept until redriven or deleted.
-#[async_trait]
-pub trait DeadLetterStore: Send + Sync {
-    async fn insert(&self, letter: &DeadLetter) -> Result<(), sqlx::Error>;
-    async fn delete(&self, id: i64) -> Result<(), sqlx::Error>;
-}
-
-#[async_trait]
-impl CursorStore for MetaStore {
-    async fn load(&self, bus: &str) -> Result<Vec<(String, String, u64)>, sqlx::Error> {
-        self.load_cursors(bus).await
-    }
-
-    async fn save(&self, bus: &str, cursors: &[(String, String, u64)]) -> Result<(), sqlx::Error> {
-        self.save_cursors(bus, cursors).await
-    }
-}
-
-#[async_trait]
-impl DeadLetterStore for MetaStore {
-    async fn insert(&self, letter: &DeadLetter) -> Result<(), sqlx::Error> {
-        self.insert_dead_letter(letter).await
-    }
-
-    async fn delete(&self, id: i64) -> Result<(), sqlx::Error> {
-        self.delete_dead_letter(id).await
-    }
-}
 
 /// One event for a bus of this server, and where its outcome goes.
 pub struct PublishRequest {
@@ -93,8 +55,7 @@ impl Publisher {
 /// Everything a bus's delivery uses that is not the bus's own.
 #[derive(Clone)]
 pub struct Ports {
-    pub cursors: Arc<dyn CursorStore>,
-    pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub ledger: Arc<dyn Ledger>,
     pub publish: Publisher,
     pub metrics: Arc<Metrics>,
     pub telemetry: Arc<Telemetry>,

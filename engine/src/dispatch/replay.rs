@@ -1,18 +1,20 @@
 //! Replays: stored events of a time window run again through the bus's current rules (or
-//! one rule), delivered to those rules' targets with a `replayid` extension. Progress lives
-//! in memory: a restart forgets replays (their deliveries so far stand).
+//! one rule), delivered to those rules' targets with a `replayid` extension. Each step's
+//! deliveries enter the ledger together with the replay's progress, so a restart resumes a
+//! running replay where it got to, and its deliveries where they were.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ledger::ReplayRecord;
 use super::{BusDispatch, Event};
 use crate::ruleset::RuleSet;
 use switchyard_core::time::now_ms;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Running,
@@ -21,7 +23,7 @@ pub enum Status {
 }
 
 /// What a replay did so far.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Progress {
     pub id: String,
     pub status: Status,
@@ -63,10 +65,12 @@ impl Replays {
         self.lock().values().cloned().collect()
     }
 
-    /// Records a new replay, forgetting the oldest finished ones past [`KEPT_REPLAYS`].
-    fn insert(&self, progress: Progress) {
+    /// Records a new replay; returns the oldest finished ones past [`KEPT_REPLAYS`],
+    /// forgotten.
+    fn insert(&self, progress: Progress) -> Vec<String> {
         let mut all = self.lock();
         all.insert(progress.id.clone(), progress);
+        let mut forgotten = Vec::new();
         while all.len() > KEPT_REPLAYS {
             let oldest_finished = all
                 .values()
@@ -74,10 +78,14 @@ impl Replays {
                 .min_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)))
                 .map(|p| p.id.clone());
             match oldest_finished {
-                Some(id) => all.remove(&id),
+                Some(id) => {
+                    all.remove(&id);
+                    forgotten.push(id);
+                }
                 None => break,
             };
         }
+        forgotten
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut Progress)) {
@@ -87,15 +95,16 @@ impl Replays {
     }
 }
 
-/// Starts a replay of events received in `[from_ms, to_ms)`; returns its first progress.
-pub fn start(
+/// Starts a replay of events received in `[from_ms, to_ms)`; returns its first progress,
+/// once it is saved.
+pub async fn start(
     dispatch: Arc<BusDispatch>,
     rules: Arc<RwLock<RuleSet>>,
     from_ms: i64,
     to_ms: i64,
     rule: Option<String>,
-) -> Progress {
-    let id = format!("rp-{}-{}", now_ms(), fastrand::u32(..));
+) -> Result<Progress, sqlx::Error> {
+    let id = format!("rp-{}-{:08x}", now_ms(), fastrand::u32(..));
     let progress = Progress {
         id: id.clone(),
         status: Status::Running,
@@ -109,9 +118,68 @@ pub fn start(
         finished_at: None,
         error: None,
     };
-    dispatch.replays.insert(progress.clone());
+    let position = dispatch.log.bounds().first.unwrap_or(0);
+    save(&dispatch, &progress, position, Vec::new()).await?;
+    remember(&dispatch, progress.clone()).await;
+    spawn(dispatch, rules, progress.clone(), from_ms, to_ms, position);
+    Ok(progress)
+}
+
+/// Loads a bus's replays as saved and resumes those that were running.
+pub async fn resume(dispatch: &Arc<BusDispatch>, rules: &Arc<RwLock<RuleSet>>) {
+    let saved = match dispatch.ports.ledger.replays(&dispatch.bus).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            tracing::error!(bus = %dispatch.bus, error = %e, "loading replays failed");
+            return;
+        }
+    };
+    for record in saved {
+        let Ok(progress) = serde_json::from_str::<Progress>(&record.progress) else {
+            tracing::warn!(bus = %dispatch.bus, replay = %record.id, "a saved replay is unreadable; skipped");
+            continue;
+        };
+        let window = (
+            switchyard_core::time::parse_instant_ms(&progress.from),
+            switchyard_core::time::parse_instant_ms(&progress.to),
+        );
+        remember(dispatch, progress.clone()).await;
+        if progress.status == Status::Running
+            && let (Some(from_ms), Some(to_ms)) = window
+        {
+            spawn(
+                dispatch.clone(),
+                rules.clone(),
+                progress,
+                from_ms,
+                to_ms,
+                record.position,
+            );
+        }
+    }
+}
+
+/// Keeps a replay in the bus's list, forgetting the oldest finished ones.
+async fn remember(dispatch: &BusDispatch, progress: Progress) {
+    for id in dispatch.replays.insert(progress) {
+        if let Err(e) = dispatch.ports.ledger.forget_replay(&dispatch.bus, &id).await {
+            tracing::warn!(bus = %dispatch.bus, replay = %id, error = %e, "forgetting a finished replay failed");
+        }
+    }
+}
+
+fn spawn(
+    dispatch: Arc<BusDispatch>,
+    rules: Arc<RwLock<RuleSet>>,
+    progress: Progress,
+    from_ms: i64,
+    to_ms: i64,
+    position: u64,
+) {
     tokio::spawn(async move {
-        let result = run(&dispatch, &rules, &id, from_ms, to_ms, rule.as_deref()).await;
+        let id = progress.id.clone();
+        let rule = progress.rule.clone();
+        let result = run(&dispatch, &rules, progress, from_ms, to_ms, rule.as_deref(), position).await;
         dispatch.replays.update(&id, |p| {
             p.finished_at = Some(switchyard_core::time::format_ms(now_ms()));
             match result {
@@ -122,32 +190,58 @@ pub fn start(
                 }
             }
         });
+        if let Some(done) = dispatch.replays.get(&id)
+            && let Err(e) = save(&dispatch, &done, u64::MAX, Vec::new()).await
+        {
+            tracing::warn!(bus = %dispatch.bus, replay = %id, error = %e, "saving a finished replay failed");
+        }
     });
-    progress
 }
 
+/// Saves the replay's progress (and position) with the deliveries of one step.
+async fn save(
+    dispatch: &BusDispatch,
+    progress: &Progress,
+    position: u64,
+    events: Vec<(Arc<Event>, Vec<String>)>,
+) -> Result<u64, sqlx::Error> {
+    let record = ReplayRecord {
+        id: progress.id.clone(),
+        position,
+        progress: serde_json::to_string(progress).unwrap_or_default(),
+    };
+    dispatch.replay_step(&progress.id, events, &record).await
+}
+
+/// Replays `[from_ms, to_ms)` from log offset `at`, a step (one read of the log) at a
+/// time; the steps are bounded by the workers taking their deliveries.
 async fn run(
     dispatch: &BusDispatch,
     rules: &RwLock<RuleSet>,
-    id: &str,
+    mut progress: Progress,
     from_ms: i64,
     to_ms: i64,
     only: Option<&str>,
+    mut at: u64,
 ) -> Result<(), String> {
     let log = dispatch.log.clone();
-    let mut at = log.bounds().first.unwrap_or(0);
+    let id = progress.id.clone();
+    at = at.max(log.bounds().first.unwrap_or(0));
     loop {
         let records = log.read(at, 500).await.map_err(|e| e.to_string())?;
         if records.is_empty() {
             return Ok(());
         }
+        let mut step = Vec::new();
+        let mut past_window = false;
         for record in records {
+            if record.received_at_ms >= to_ms {
+                past_window = true;
+                break;
+            }
             at = record.offset + 1;
             if record.received_at_ms < from_ms {
                 continue;
-            }
-            if record.received_at_ms >= to_ms {
-                return Ok(());
             }
             let matched: Vec<String> = rules
                 .read()
@@ -156,24 +250,26 @@ async fn run(
                 .into_iter()
                 .filter(|r| only.is_none_or(|o| o == r))
                 .collect();
-            dispatch.replays.update(id, |p| p.scanned += 1);
+            progress.scanned += 1;
             if matched.is_empty() {
                 continue;
             }
+            progress.matched += 1;
             let mut value: Value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
             if let Some(obj) = value.as_object_mut() {
-                obj.insert("replayid".into(), Value::from(id));
+                obj.insert("replayid".into(), Value::from(id.as_str()));
             }
             let payload = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-            let event = Arc::new(Event::from_json(record.offset, payload));
-            let mut sent = 0;
-            for rule in &matched {
-                sent += dispatch.replay(rule, event.clone(), id).await as u64;
-            }
-            dispatch.replays.update(id, |p| {
-                p.matched += 1;
-                p.deliveries += sent;
-            });
+            step.push((Arc::new(Event::from_json(record.offset, payload)), matched));
+        }
+        let made = save(dispatch, &progress, at, step)
+            .await
+            .map_err(|e| format!("saving the replay's progress: {e}"))?;
+        progress.deliveries += made;
+        let snapshot = progress.clone();
+        dispatch.replays.update(&id, |p| *p = snapshot);
+        if past_window {
+            return Ok(());
         }
     }
 }

@@ -8,19 +8,28 @@ use tokio::time::{Duration, Instant};
 /// Tokio's timer waits at most about two years.
 const FURTHEST: Duration = Duration::from_secs(365 * 86_400);
 
-#[derive(Debug, Default)]
-pub struct RetryQueue {
-    due: BTreeSet<(Instant, u64)>,
+/// Deliveries (by key `K`) waiting for their next attempt.
+#[derive(Debug)]
+pub struct RetryQueue<K> {
+    due: BTreeSet<(Instant, K)>,
 }
 
-impl RetryQueue {
-    /// Schedules the delivery of the event at `offset` to be tried again `after` from now.
+impl<K> Default for RetryQueue<K> {
+    fn default() -> Self {
+        RetryQueue {
+            due: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> RetryQueue<K> {
+    /// Schedules the delivery `key` to be tried again `after` from now.
     /// The policy keeps `after` within its maximum age; past what the clock can hold, the
     /// retry is due at the furthest instant tokio's timer can wait for.
-    pub fn schedule(&mut self, offset: u64, after: Duration) {
+    pub fn schedule(&mut self, key: K, after: Duration) {
         let now = Instant::now();
         let at = now.checked_add(after.min(FURTHEST)).unwrap_or(now);
-        self.due.insert((at, offset));
+        self.due.insert((at, key));
     }
 
     /// When the next retry is due.
@@ -28,16 +37,14 @@ impl RetryQueue {
         self.due.first().map(|(at, _)| *at)
     }
 
-    /// The offsets due now, earliest first.
-    pub fn take_due(&mut self) -> Vec<u64> {
+    /// The deliveries due now, earliest first.
+    pub fn take_due(&mut self) -> Vec<K> {
         let now = Instant::now();
         let mut out = Vec::new();
-        while let Some(&(at, offset)) = self.due.first() {
-            if at > now {
-                break;
+        while self.due.first().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, key)) = self.due.pop_first() {
+                out.push(key);
             }
-            self.due.pop_first();
-            out.push(offset);
         }
         out
     }
@@ -65,7 +72,7 @@ mod tests {
             max_age: Duration::from_secs(3600),
         };
         let unavailable = DeliveryError::retryable("HTTP 503").with_status(503);
-        let mut q = RetryQueue::default();
+        let mut q = RetryQueue::<u64>::default();
         // Jitter 1.0 takes the whole ceiling: 1 s after the first failure, 4 s after the third.
         q.schedule(
             7,
@@ -105,7 +112,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_delay_past_what_the_clock_holds_is_clamped_not_a_panic() {
-        let mut q = RetryQueue::default();
+        let mut q = RetryQueue::<u64>::default();
         q.schedule(7, Duration::from_secs(u64::MAX));
         q.schedule(8, Duration::from_secs(1));
         let first = q.next_due().unwrap();

@@ -1,6 +1,6 @@
 //! Subscriptions: one per (rule, target), built from the rule set.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use switchyard_rules::Transform;
@@ -13,6 +13,7 @@ use switchyard_targets::{RetryPolicy, Target};
 use tokio::sync::mpsc;
 
 use super::bus_target::BusTarget;
+use super::ledger::{Entry, SubKey};
 use super::{Event, Ports};
 use crate::functions::FunctionTarget;
 use crate::ruleset::RuleSet;
@@ -45,6 +46,7 @@ impl SubSpec {
 /// Builds the subscriptions of every enabled rule that can run, from its checked targets.
 pub fn specs(ports: &Ports, rules: &RuleSet) -> Vec<SubSpec> {
     let mut out = Vec::new();
+
     for (rule, targets) in rules.active() {
         out.extend(targets.iter().map(|t| SubSpec {
             rule: rule.name.clone(),
@@ -82,55 +84,72 @@ pub fn deliverer(settings: &KindSettings, ports: &Ports) -> Arc<dyn Target> {
     }
 }
 
-/// A running subscription, as the scanner and the cursor flusher see it.
+/// A running subscription, as the scanner and the bus see it; its worker owns the rest.
 pub struct Sub {
     pub spec: SubSpec,
     tx: mpsc::Sender<Arc<Event>>,
-    /// Offsets below this were resolved before the subscription started.
-    start: u64,
+    /// Offsets below this were resolved before the subscription started (its ledger cursor
+    /// when it loaded; until then nothing is wanted).
+    start: AtomicU64,
     attached: AtomicBool,
     /// When detached: the first offset the worker must read itself.
     resume_from: AtomicU64,
     /// When attached: the scanner has offered everything below this.
     scanned: AtomicU64,
-    /// Everything below this is resolved; published by the worker.
-    cursor: AtomicU64,
+    /// As the worker last published them: deliveries it holds, and the log offset below
+    /// which it has taken everything (the backlog is the two, plus the log past the mark).
+    held: AtomicU64,
+    admitted: AtomicU64,
     stop: tokio::sync::watch::Sender<bool>,
-    resend: mpsc::Sender<(Arc<Event>, Resend)>,
-    /// Set by the worker when it has finished its in-flight deliveries and exited.
+    resend: mpsc::Sender<(Arc<Event>, Entry)>,
+    /// Set by the worker when it has finished its in-flight deliveries, made its last
+    /// commit and exited.
     finished: tokio::sync::watch::Sender<bool>,
+    /// The subscription this one takes over from (a rule edited, disabled and enabled
+    /// again): it starts once that one has finished, so their attempts never overlap.
+    predecessor: Mutex<Option<Arc<Sub>>>,
+    /// Held across every ledger write of the worker, and by [`Sub::forget`].
+    turn: tokio::sync::Mutex<()>,
+    /// Set when the subscription's rule or target was deleted: its worker writes nothing
+    /// more and leaves what it held unresolved in `leftovers`, with this reason.
+    forgotten: Mutex<Option<String>>,
+    leftovers: Mutex<Option<Leftovers>>,
 }
 
-/// Why an event is handed to a worker outside the scanner's order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resend {
-    /// A dead letter tried again; it leaves the list once resolved.
-    DeadLetter(i64),
-    /// A replay of stored events, by replay id.
-    Replay(String),
+/// What a forgotten subscription's worker held when it stopped: events to drop, and the
+/// log offset from which matching events were never taken.
+pub struct Leftovers {
+    pub held: Vec<(Arc<Event>, Option<String>)>,
+    pub scan_from: u64,
 }
 
-/// What a worker receives: offered events, and events sent again.
+/// What a worker receives: offered events, and deliveries already in the ledger (replays,
+/// redrives) with their entries.
 pub struct Inbox {
     pub events: mpsc::Receiver<Arc<Event>>,
-    pub resends: mpsc::Receiver<(Arc<Event>, Resend)>,
+    pub resends: mpsc::Receiver<(Arc<Event>, Entry)>,
 }
 
 impl Sub {
-    pub fn new(spec: SubSpec, from: u64, attached: bool) -> (Arc<Sub>, Inbox) {
+    pub fn new(spec: SubSpec, predecessor: Option<Arc<Sub>>) -> (Arc<Sub>, Inbox) {
         let (tx, rx) = mpsc::channel(WINDOW);
         let (resend, resends) = mpsc::channel(WINDOW);
         let sub = Arc::new(Sub {
             spec,
             tx,
-            start: from,
-            attached: AtomicBool::new(attached),
-            resume_from: AtomicU64::new(from),
-            scanned: AtomicU64::new(from),
-            cursor: AtomicU64::new(from),
+            start: AtomicU64::new(u64::MAX),
+            attached: AtomicBool::new(false),
+            resume_from: AtomicU64::new(0),
+            scanned: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            admitted: AtomicU64::new(u64::MAX),
             stop: tokio::sync::watch::channel(false).0,
             resend,
             finished: tokio::sync::watch::channel(false).0,
+            predecessor: Mutex::new(predecessor),
+            turn: tokio::sync::Mutex::new(()),
+            forgotten: Mutex::new(None),
+            leftovers: Mutex::new(None),
         });
         (
             sub,
@@ -145,8 +164,20 @@ impl Sub {
         self.spec.key()
     }
 
+    pub fn ledger_key(&self) -> SubKey {
+        SubKey::new(&self.spec.rule, &self.spec.target_id)
+    }
+
     pub fn wants(&self, offset: u64) -> bool {
-        offset >= self.start && self.attached.load(Ordering::Acquire)
+        offset >= self.start.load(Ordering::Acquire) && self.attached.load(Ordering::Acquire)
+    }
+
+    /// Loaded from the ledger: everything below `cursor` is resolved or held as an entry;
+    /// the worker reads the log itself from there until it reaches the scanner.
+    pub fn loaded(&self, cursor: u64) {
+        self.resume_from.store(cursor, Ordering::Release);
+        self.admitted.store(cursor, Ordering::Release);
+        self.start.store(cursor, Ordering::Release);
     }
 
     /// The scanner hands over an event; a full window detaches the subscription.
@@ -159,7 +190,7 @@ impl Sub {
 
     pub fn scanned_to(&self, pos: u64) {
         if self.attached.load(Ordering::Acquire) {
-            self.scanned.store(pos, Ordering::Release);
+            self.scanned.fetch_max(pos, Ordering::AcqRel);
         }
     }
 
@@ -175,9 +206,10 @@ impl Sub {
         self.resume_from.store(offset, Ordering::Release);
     }
 
-    /// Hands an event to the worker again (waits while its inbox is full).
-    pub async fn resend(&self, event: Arc<Event>, why: Resend) -> bool {
-        self.resend.send((event, why)).await.is_ok()
+    /// Hands a delivery already in the ledger to the worker (waits while its inbox is
+    /// full); `false` once the worker has stopped.
+    pub async fn resend(&self, event: Arc<Event>, entry: Entry) -> bool {
+        self.resend.send((event, entry)).await.is_ok()
     }
 
     pub fn scanned(&self) -> u64 {
@@ -185,21 +217,28 @@ impl Sub {
     }
 
     pub fn start(&self) -> u64 {
-        self.start
+        self.start.load(Ordering::Acquire)
     }
 
-    /// Called under the scanner's lock, when a catching-up worker reached `pos`.
-    pub fn attach(&self, pos: u64) {
-        self.scanned.store(pos, Ordering::Release);
+    /// Called under the scanner's lock (at `scan`), when a catching-up worker has taken
+    /// everything below `at`. A worker that read ahead of the scanner wants nothing the
+    /// scanner will offer below `at`.
+    pub fn attach(&self, at: u64, scan: u64) {
+        self.start.fetch_max(at, Ordering::AcqRel);
+        self.scanned.store(at.max(scan), Ordering::Release);
         self.attached.store(true, Ordering::Release);
     }
 
-    pub fn cursor(&self) -> u64 {
-        self.cursor.load(Ordering::Acquire)
+    /// Deliveries not yet resolved, given the log's next offset: those held, and every
+    /// event past the admitted mark (an upper bound for those: not all of them matched).
+    pub fn backlog(&self, next: u64) -> u64 {
+        self.held.load(Ordering::Acquire)
+            + next.saturating_sub(self.admitted.load(Ordering::Acquire))
     }
 
-    pub fn set_cursor(&self, c: u64) {
-        self.cursor.fetch_max(c, Ordering::AcqRel);
+    pub fn publish_progress(&self, held: usize, admitted: u64) {
+        self.held.store(held as u64, Ordering::Release);
+        self.admitted.store(admitted, Ordering::Release);
     }
 
     pub fn stop(&self) {
@@ -214,8 +253,47 @@ impl Sub {
         self.finished.send_replace(true);
     }
 
+    pub fn is_finished(&self) -> bool {
+        *self.finished.borrow()
+    }
+
     /// Waits until the worker has exited.
     pub async fn finished(&self) {
         let _ = self.finished.subscribe().wait_for(|f| *f).await;
     }
+
+    pub fn take_predecessor(&self) -> Option<Arc<Sub>> {
+        lock(&self.predecessor).take()
+    }
+
+    /// Taken by the worker around each ledger write; `None` once the subscription is
+    /// forgotten (nothing more may be written for it).
+    pub async fn ledger_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let turn = self.turn.lock().await;
+        lock(&self.forgotten).is_none().then_some(turn)
+    }
+
+    /// Marks the subscription forgotten, waiting out a ledger write in progress. Returns
+    /// whether its worker had already finished (then the ledger holds all it knew).
+    pub async fn forget(&self, reason: &str) -> bool {
+        let _turn = self.turn.lock().await;
+        *lock(&self.forgotten) = Some(reason.to_owned());
+        self.is_finished()
+    }
+
+    pub fn forgotten(&self) -> Option<String> {
+        lock(&self.forgotten).clone()
+    }
+
+    pub fn set_leftovers(&self, leftovers: Leftovers) {
+        *lock(&self.leftovers) = Some(leftovers);
+    }
+
+    pub fn take_leftovers(&self) -> Option<Leftovers> {
+        lock(&self.leftovers).take()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -14,11 +14,11 @@ use switchyard_targets::{Delivered, Delivery, DeliveryError, RetryPolicy, Target
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::ports::CursorStore;
+use super::ledger::{MemoryLedger, SubKey, SubState};
 use super::subscription::WINDOW;
 use super::{BusDispatch, Journal, SubSpec, SubSpecs};
 use crate::target::DEFAULT_CONCURRENCY;
-use crate::testing::{self, Stores};
+use crate::testing;
 
 /// How a scripted target answers one attempt.
 #[derive(Clone)]
@@ -120,7 +120,7 @@ impl Target for Scripted {
 struct Bus {
     _dir: tempfile::TempDir,
     log: Arc<dyn LogStore>,
-    stores: Arc<Stores>,
+    ledger: Arc<MemoryLedger>,
     dispatch: Arc<BusDispatch>,
 }
 
@@ -128,22 +128,28 @@ impl Bus {
     /// Sets up on the real clock, then pauses it.
     async fn new() -> Bus {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let (ports, stores) = testing::ports(dir.path()).await;
+        let (ports, ledger) = testing::ports(dir.path()).await;
         let log: Arc<dyn LogStore> = Arc::new(MemoryLog::new(LogOptions::default()));
         let journal = Journal::open(&dir.path().join("journal")).expect("the journal");
-        let dispatch = BusDispatch::new("b".to_owned(), log.clone(), journal, ports);
+        let dispatch = BusDispatch::new(
+            "b".to_owned(),
+            "b.0".to_owned(),
+            log.clone(),
+            journal,
+            ports,
+        );
         tokio::time::pause();
         Bus {
             _dir: dir,
             log,
-            stores,
+            ledger,
             dispatch,
         }
     }
 
     async fn start(&self, specs: Vec<SubSpec>) {
         self.dispatch
-            .start(SubSpecs(specs))
+            .start(SubSpecs::of(specs))
             .await
             .expect("delivery starts");
     }
@@ -177,12 +183,7 @@ impl Bus {
     }
 
     fn dead_letters(&self) -> Vec<(String, u32, String)> {
-        let letters = self
-            .stores
-            .dead_letters
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default();
+        let letters = self.ledger.dead_letters();
         let mut out: Vec<(String, u32, String)> = letters
             .into_iter()
             .map(|d| {
@@ -301,6 +302,7 @@ async fn exhausted_and_refused_deliveries_are_dead_lettered_and_passed() {
     bus.start(vec![spec("r", target.clone())]).await;
     bus.publish("r", "e", 3, |_| String::new()).await;
     until("the cursor passes every event", || bus.backlog("r") == 0).await;
+    until("both dead letters are written", || bus.dead_letters().len() == 2).await;
     let seen = target.seen();
     assert_eq!(attempts_of(&seen, "e0").len(), 3);
     assert_eq!(attempts_of(&seen, "e1").len(), 1);
@@ -427,6 +429,12 @@ async fn cursors_survive_a_restart_of_delivery() {
     bus.publish("r", "e", 5, |_| String::new()).await;
     until("five deliveries", || target.seen().len() == 5).await;
     bus.dispatch.shutdown(Duration::from_secs(1)).await;
-    let saved = bus.stores.load("b").await.expect("cursors");
-    assert_eq!(saved, [("r".to_owned(), "t".to_owned(), 5)]);
+    let saved = bus.ledger.state("b", &SubKey::new("r", "t"));
+    assert_eq!(
+        saved,
+        Some(SubState {
+            cursor: 5,
+            entries: vec![]
+        })
+    );
 }

@@ -1,5 +1,6 @@
 //! A subscription's worker: a bounded window of deliveries, each tried, retried under the
-//! target's policy, and resolved as delivered or dead-lettered; every step journaled.
+//! target's policy, and resolved as delivered or dead-lettered; every step journaled, and
+//! the state that must survive a crash committed to the ledger once per flush interval.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -16,8 +17,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::journal::{Stage, TraceStep};
+use super::ledger::{Changes, Entry, FLUSH_INTERVAL, Origin, SubState};
 use super::retry_queue::RetryQueue;
-use super::subscription::{Inbox, Resend, Sub, WINDOW};
+use super::subscription::{Inbox, Leftovers, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
 use crate::meta::DeadLetter;
 use crate::metrics::DeliveryLabels;
@@ -25,19 +27,62 @@ use crate::telemetry;
 use prometheus_client::metrics::counter::Counter;
 use switchyard_core::time::now_ms;
 
+/// A delivery in the window: the event's offset, then the delivery's id (a replay or a
+/// redrive of an event can be in the window beside its first delivery).
+type Key = (u64, Arc<str>);
+
 struct Task {
     event: Arc<Event>,
+    origin: Origin,
+    generation: u32,
     attempts: u32,
     /// The transformed payload, computed once.
     payload: Option<Value>,
     partition_key: Option<String>,
-    /// Why the event came outside the scanner's order, if it did.
-    resend: Option<Resend>,
+    durable: Durable,
+    /// When a retry is scheduled: when (Unix ms) and why the last attempt failed.
+    next_attempt_ms: Option<i64>,
+    last_error: Option<String>,
+}
+
+/// Whether the ledger holds a delivery's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    /// Not yet: taken since the last commit (it is written if it lasts the next interval;
+    /// until then the cursor stays below it).
+    Young,
+    /// Not yet, and it has lasted an interval: written at the next commit.
+    Due,
+    /// Yes, as it is now.
+    Clean,
+    /// Yes, but changed since: rewritten at the next commit.
+    Dirty,
+}
+
+impl Task {
+    fn entry(&self, id: &str) -> Entry {
+        Entry {
+            delivery_id: id.to_owned(),
+            offset: self.event.record.offset,
+            origin: self.origin.clone(),
+            event: (self.origin != Origin::Log)
+                .then(|| String::from_utf8_lossy(&self.event.record.payload).into_owned()),
+            attempts: self.attempts,
+            next_attempt_ms: self.next_attempt_ms,
+            last_error: self.last_error.clone(),
+            generation: self.generation,
+        }
+    }
+
+    /// The ledger holds an entry for this delivery that its resolution must remove.
+    fn in_ledger(&self) -> bool {
+        matches!(self.durable, Durable::Clean | Durable::Dirty)
+    }
 }
 
 /// How one attempt ended.
 struct Outcome {
-    offset: u64,
+    key: Key,
     result: Result<Delivered, DeliveryError>,
     latency: Duration,
     /// The payload a `function` transform produced during this attempt, kept for retries.
@@ -67,6 +112,15 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
         failed: counter("failed"),
         dead_lettered: counter("dead_lettered"),
     };
+    let mut stopped = sub.stopped();
+    let Some(state) = load(&dispatch, &sub, &mut stopped).await else {
+        sub.set_leftovers(Leftovers {
+            held: Vec::new(),
+            scan_from: u64::MAX,
+        });
+        sub.mark_finished();
+        return;
+    };
     let mut w = Worker {
         counters,
         dispatch,
@@ -77,12 +131,19 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
         busy_keys: HashSet::new(),
         inflight: JoinSet::new(),
         next_allowed: Instant::now(),
+        next_flush: Instant::now() + FLUSH_INTERVAL,
+        admitted: state.cursor,
+        committed: state.cursor,
+        resolved: Vec::new(),
+        dead_letters: Vec::new(),
         sub,
     };
-    let mut stopped = w.sub.stopped();
+    w.restore(state.entries).await;
     loop {
         w.admit_deferred().await;
-        w.publish_cursor(&rx);
+        w.note_admitted(&rx);
+        w.sub
+            .publish_progress(w.window.len() + w.deferred.len(), w.admitted);
         w.start_ready();
         let catching_up = !w.sub.is_attached() && rx.is_empty() && w.window.len() < WINDOW;
         let next_retry = w.retries.next_due();
@@ -96,24 +157,62 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
                     w.resolve(outcome).await;
                 }
             }
+            _ = tokio::time::sleep_until(w.next_flush) => w.flush(false).await,
             Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
             // Resends wait in the channel while the deferred ones are many: bounded both.
-            Some((event, why)) = resends.recv(), if w.window.len() < WINDOW && w.deferred.len() < WINDOW => w.admit(event, Some(why)).await,
+            Some((event, entry)) = resends.recv(), if w.window.len() < WINDOW && w.deferred.len() < WINDOW => w.admit(event, Some(entry)).await,
             _ = sleep_until(next_retry), if next_retry.is_some() => w.fire_retries(),
             _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
             _ = std::future::ready(()), if catching_up => w.catch_up().await,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
     // Drain: let deliveries in flight finish (targets bound them with their timeouts) and
-    // record their outcomes, so the saved cursor covers them.
+    // record their outcomes; then hand everything unresolved over, as ledger entries (a
+    // restart, or the subscription that takes over, resumes them exactly) or, when the
+    // subscription was deleted, as leftovers to drop.
     while let Some(done) = w.inflight.join_next().await {
         if let Ok(outcome) = done {
             w.resolve(outcome).await;
         }
     }
-    w.publish_cursor(&rx);
-    w.sub.mark_finished();
+    w.note_admitted(&rx);
+    w.finish(rx, resends).await;
+}
+
+/// The subscription's ledger state, once its predecessor has finished; `None` if it was
+/// stopped first.
+async fn load(
+    dispatch: &BusDispatch,
+    sub: &Sub,
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<SubState> {
+    if let Some(before) = sub.take_predecessor() {
+        tokio::select! {
+            _ = before.finished() => {}
+            _ = until_set(stopped) => return None,
+        }
+    }
+    let key = sub.ledger_key();
+    loop {
+        let next = dispatch.log.bounds().next;
+        let opened = tokio::select! {
+            opened = dispatch.ports.ledger.open(&dispatch.bus, &key, next) => opened,
+            _ = until_set(stopped) => return None,
+        };
+        match opened {
+            Ok(state) => {
+                sub.loaded(state.cursor);
+                return Some(state);
+            }
+            Err(e) => {
+                tracing::error!(bus = %dispatch.bus, rule = %sub.spec.rule, target = %sub.spec.target_id, error = %e, "loading delivery state failed; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = until_set(stopped) => return None,
+                }
+            }
+        }
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -133,25 +232,32 @@ struct Worker {
     counters: Counters,
     dispatch: Arc<BusDispatch>,
     sub: Arc<Sub>,
-    /// Offset → task, for every unresolved delivery this worker holds.
-    window: BTreeMap<u64, Task>,
-    /// Offsets due for an attempt, oldest first.
-    ready: VecDeque<u64>,
-    retries: RetryQueue,
-    /// Resent events waiting for an earlier delivery of the same event to resolve.
-    deferred: Vec<(Arc<Event>, Resend)>,
+    /// Every unresolved delivery this worker holds.
+    window: BTreeMap<Key, Task>,
+    /// Deliveries due for an attempt, oldest first.
+    ready: VecDeque<Key>,
+    retries: RetryQueue<Key>,
+    /// Resent deliveries waiting for the same delivery, still in the window, to resolve.
+    deferred: Vec<(Arc<Event>, Entry)>,
     /// Partition keys with a delivery in flight or waiting to retry.
     busy_keys: HashSet<String>,
     inflight: JoinSet<Outcome>,
     next_allowed: Instant,
+    next_flush: Instant,
+    /// Every log offset below this was taken into the window, resolved, or not matched.
+    admitted: u64,
+    /// The cursor as last committed.
+    committed: u64,
+    /// Since the last commit: ids of ledger entries resolved, and dead letters written.
+    resolved: Vec<String>,
+    dead_letters: Vec<DeadLetter>,
 }
 
 impl Worker {
-    /// Everything below the oldest unresolved delivery is resolved.
-    fn publish_cursor(&self, rx: &mpsc::Receiver<Arc<Event>>) {
-        let cursor = if let Some((&oldest, _)) = self.window.first_key_value() {
-            oldest
-        } else if self.sub.is_attached() {
+    /// Moves the admitted mark: what the scanner has offered (once the inbox is empty), or
+    /// how far catching up has read.
+    fn note_admitted(&mut self, rx: &mpsc::Receiver<Arc<Event>>) {
+        let mark = if self.sub.is_attached() {
             // Read the scanner's mark before looking at the channel: whatever it offered
             // before setting the mark is either in the channel or already taken.
             let scanned = self.sub.scanned();
@@ -165,49 +271,64 @@ impl Worker {
             }
             self.sub.resume_from()
         };
-        self.sub.set_cursor(cursor);
+        self.admitted = self.admitted.max(mark);
     }
 
-    /// Takes an event into the window; `resend` says why it came outside the scan.
-    async fn admit(&mut self, event: Arc<Event>, resend: Option<Resend>) {
-        let offset = event.record.offset;
-        if resend.is_none() && offset < self.sub.start() {
-            return;
-        }
-        if self.window.contains_key(&offset) {
-            // The same event is still on its way (a replay or redrive raced its first
-            // delivery): take it once that one is resolved.
-            if let Some(why) = resend {
-                self.deferred.push((event, why));
+    /// The delivery id of this subscription's delivery of the event at `offset` as the
+    /// log holds it: new for every bus made (the bus's incarnation) and every offset.
+    fn log_delivery_id(&self, offset: u64) -> Arc<str> {
+        Arc::from(format!(
+            "{}:{}:{}:{}",
+            self.dispatch.incarnation, offset, self.sub.spec.rule, self.sub.spec.target_id
+        ))
+    }
+
+    /// Takes back the entries the ledger holds (after a restart, or from the subscription
+    /// this one took over from), with their attempt counts and retry times.
+    async fn restore(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            let event = match &entry.event {
+                Some(json) => Arc::new(Event::from_json(entry.offset, json.clone().into_bytes())),
+                None => match self.dispatch.read_one(entry.offset).await {
+                    Some(event) => event,
+                    None => {
+                        // The log no longer holds it (retention removed it meanwhile).
+                        tracing::warn!(bus = %self.dispatch.bus, rule = %self.sub.spec.rule, target = %self.sub.spec.target_id, offset = entry.offset, "a pending delivery's event is gone from the log; dropped");
+                        self.dispatch.count_dropped(&self.sub.spec.rule, &self.sub.spec.target_id, 1);
+                        self.resolved.push(entry.delivery_id);
+                        continue;
+                    }
+                },
+            };
+            let key: Key = (entry.offset, Arc::from(entry.delivery_id.as_str()));
+            let partition_key = self.partition_key(&event);
+            let task = Task {
+                event,
+                origin: entry.origin,
+                generation: entry.generation,
+                attempts: entry.attempts,
+                payload: None,
+                partition_key,
+                durable: Durable::Clean,
+                next_attempt_ms: entry.next_attempt_ms,
+                last_error: entry.last_error,
+            };
+            match task.next_attempt_ms {
+                Some(at) => {
+                    let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                    if let Some(k) = &task.partition_key {
+                        self.busy_keys.insert(k.clone());
+                    }
+                    self.retries.schedule(key.clone(), Duration::from_millis(wait));
+                }
+                None => self.ready.push_back(key.clone()),
             }
-            return;
+            self.window.insert(key, task);
         }
-        let payload = match &self.sub.spec.transform {
-            // Functions run with each attempt, since their failures are retried.
-            Some(t) if t.function_name().is_some() => None,
-            None => None,
-            Some(t) => match apply_guarded(t, &event.value) {
-                Ok(p) => {
-                    self.journal(&event, TraceStep::new(offset, Stage::Transformed))
-                        .await;
-                    Some(p)
-                }
-                Err(e) => {
-                    let task = Task {
-                        event,
-                        attempts: 0,
-                        payload: None,
-                        partition_key: None,
-                        resend,
-                    };
-                    self.dead_letter(offset, task, format!("transform failed: {e}"))
-                        .await;
-                    return;
-                }
-            },
-        };
-        let partition_key = self
-            .sub
+    }
+
+    fn partition_key(&self, event: &Event) -> Option<String> {
+        self.sub
             .spec
             .partition
             .then(|| {
@@ -216,54 +337,208 @@ impl Worker {
                     .get("partitionkey")
                     .map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_owned))
             })
-            .flatten();
-        self.window.insert(
-            offset,
-            Task {
-                event,
-                attempts: 0,
-                payload,
-                partition_key,
-                resend,
+            .flatten()
+    }
+
+    /// Commits to the ledger what must outlive a crash: entries that lasted an interval or
+    /// changed, resolutions, dead letters, and the cursor — below every delivery not yet
+    /// written. `all` writes every delivery held (the worker is stopping).
+    async fn flush(&mut self, all: bool) {
+        self.next_flush = Instant::now() + FLUSH_INTERVAL;
+        let mut changes = Changes {
+            cursor: None,
+            put: Vec::new(),
+            resolved: std::mem::take(&mut self.resolved),
+            dead_letters: std::mem::take(&mut self.dead_letters),
+        };
+        let mut cursor = self.admitted;
+        for ((offset, id), task) in &mut self.window {
+            match task.durable {
+                Durable::Young if !all => {
+                    task.durable = Durable::Due;
+                    if task.origin == Origin::Log {
+                        cursor = cursor.min(*offset);
+                    }
+                }
+                Durable::Young | Durable::Due | Durable::Dirty => {
+                    changes.put.push(task.entry(id));
+                    task.durable = Durable::Clean;
+                }
+                Durable::Clean => {}
+            }
+        }
+        let cursor = cursor.max(self.committed);
+        if cursor != self.committed {
+            changes.cursor = Some(cursor);
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let Some(_turn) = self.sub.ledger_turn().await else {
+            return;
+        };
+        let key = self.sub.ledger_key();
+        match self
+            .dispatch
+            .ports
+            .ledger
+            .commit(&self.dispatch.bus, &key, &changes)
+            .await
+        {
+            Ok(()) => self.committed = cursor,
+            Err(e) => {
+                tracing::error!(bus = %self.dispatch.bus, rule = %key.rule, target = %key.target, error = %e, "committing delivery state failed; trying again");
+                // Nothing was written: keep all of it for the next commit.
+                self.resolved.extend(changes.resolved);
+                self.dead_letters.extend(changes.dead_letters);
+                for entry in changes.put {
+                    let k: Key = (entry.offset, Arc::from(entry.delivery_id.as_str()));
+                    if let Some(task) = self.window.get_mut(&k) {
+                        task.durable = Durable::Dirty;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The worker stops: its last commit, or, when its subscription was deleted, what it
+    /// held as leftovers to drop. Marked finished under the ledger turn, so a deletion sees
+    /// one or the other.
+    async fn finish(
+        mut self,
+        mut rx: mpsc::Receiver<Arc<Event>>,
+        mut resends: mpsc::Receiver<(Arc<Event>, Entry)>,
+    ) {
+        if self.sub.forgotten().is_none() {
+            self.flush(true).await;
+        }
+        let turn = self.sub.ledger_turn().await;
+        if turn.is_none() {
+            let mut held: Vec<(Arc<Event>, Option<String>)> = Vec::new();
+            for task in std::mem::take(&mut self.window).into_values() {
+                held.push((task.event, task.origin.replay().map(str::to_owned)));
+            }
+            while let Ok(event) = rx.try_recv() {
+                held.push((event, None));
+            }
+            for (event, entry) in std::mem::take(&mut self.deferred) {
+                held.push((event, entry.origin.replay().map(str::to_owned)));
+            }
+            while let Ok((event, entry)) = resends.try_recv() {
+                held.push((event, entry.origin.replay().map(str::to_owned)));
+            }
+            // What was never taken: everything the scanner had not offered, or catching up
+            // had not read.
+            let scan_from = if self.sub.is_attached() {
+                self.sub.scanned()
+            } else {
+                self.sub.resume_from()
+            };
+            self.sub.set_leftovers(Leftovers {
+                held,
+                scan_from: scan_from.max(self.admitted),
+            });
+        }
+        self.sub.mark_finished();
+        drop(turn);
+    }
+
+    /// Takes a delivery into the window: an event offered from the log, or (with its entry)
+    /// one already in the ledger.
+    async fn admit(&mut self, event: Arc<Event>, resent: Option<Entry>) {
+        let offset = event.record.offset;
+        let (key, origin, generation, attempts, durable) = match resent {
+            None => {
+                if offset < self.sub.start() {
+                    return;
+                }
+                let key = (offset, self.log_delivery_id(offset));
+                if self.window.contains_key(&key) {
+                    // Restored from the ledger already.
+                    return;
+                }
+                (key, Origin::Log, 0, 0, Durable::Young)
+            }
+            Some(entry) => {
+                let key: Key = (offset, Arc::from(entry.delivery_id.as_str()));
+                if self.window.contains_key(&key) {
+                    // The same delivery is still on its way (a redrive raced its first
+                    // try): take it once that one is resolved.
+                    self.deferred.push((event, entry));
+                    return;
+                }
+                let attempts = entry.attempts;
+                (key, entry.origin, entry.generation, attempts, Durable::Clean)
+            }
+        };
+        let partition_key = self.partition_key(&event);
+        let mut task = Task {
+            event,
+            origin,
+            generation,
+            attempts,
+            payload: None,
+            partition_key,
+            durable,
+            next_attempt_ms: None,
+            last_error: None,
+        };
+        match &self.sub.spec.transform {
+            // Functions run with each attempt, since their failures are retried.
+            Some(t) if t.function_name().is_some() => {}
+            None => {}
+            Some(t) => match apply_guarded(t, &task.event.value) {
+                Ok(p) => {
+                    task.payload = Some(p);
+                    self.journal(&task, TraceStep::new(offset, Stage::Transformed))
+                        .await;
+                }
+                Err(e) => {
+                    self.dead_letter(&key, task, format!("transform failed: {e}"))
+                        .await;
+                    return;
+                }
             },
-        );
-        self.ready.push_back(offset);
+        }
+        self.window.insert(key.clone(), task);
+        self.ready.push_back(key);
     }
 
     /// Starts attempts while concurrency, partition order and the rate limit allow.
     fn start_ready(&mut self) {
         let mut waiting = VecDeque::new();
         while self.inflight.len() < self.sub.spec.concurrency {
-            let Some(offset) = self.ready.pop_front() else {
+            let Some(key) = self.ready.pop_front() else {
                 break;
             };
-            let Some(task) = self.window.get(&offset) else {
+            let Some(task) = self.window.get(&key) else {
                 continue;
             };
-            if let Some(key) = task.partition_key.clone() {
+            if let Some(pk) = task.partition_key.clone() {
                 // One at a time per key, oldest first: a younger one waits for the older.
                 let older_pending = self
                     .window
-                    .range(..offset)
-                    .any(|(_, t)| t.partition_key.as_ref() == Some(&key));
-                if older_pending || self.busy_keys.contains(&key) {
-                    waiting.push_back(offset);
+                    .range(..key.clone())
+                    .any(|(_, t)| t.partition_key.as_ref() == Some(&pk));
+                if older_pending || self.busy_keys.contains(&pk) {
+                    waiting.push_back(key);
                     continue;
                 }
             }
             if let Some(rate) = self.sub.spec.rate_limit_per_second {
                 let now = Instant::now();
                 if self.next_allowed > now {
-                    waiting.push_back(offset);
+                    waiting.push_back(key);
                     break;
                 }
                 self.next_allowed =
                     now.max(self.next_allowed) + Duration::from_secs_f64(1.0 / f64::from(rate));
             }
-            let Some(task) = self.window.get_mut(&offset) else {
+            let Some(task) = self.window.get_mut(&key) else {
                 continue;
             };
             task.attempts += 1;
+            task.next_attempt_ms = None;
             if let Some(key) = &task.partition_key {
                 self.busy_keys.insert(key.clone());
             }
@@ -271,10 +546,7 @@ impl Worker {
             let event = task.event.clone();
             let payload = task.payload.clone();
             let attempt = task.attempts;
-            let delivery_id = format!(
-                "{}:{}:{}:{}",
-                self.dispatch.bus, offset, self.sub.spec.rule, self.sub.spec.target_id
-            );
+            let delivery_id = key.1.clone();
             // A `function` transform that has not produced its payload yet runs first.
             let function = self
                 .sub
@@ -284,6 +556,7 @@ impl Worker {
                 .and_then(|t| t.function_name())
                 .filter(|_| payload.is_none())
                 .map(|name| (name.to_owned(), self.dispatch.ports.functions.clone()));
+            let (outcome_key, panic_key) = (key.clone(), key.clone());
             let spans = self.dispatch.ports.telemetry.clone();
             // Only built when spans are exported: this is the delivery hot path.
             let names = spans.exporting().then(|| telemetry::AttemptNames {
@@ -340,18 +613,18 @@ impl Worker {
                     Err(e) => telemetry::end_attempt(span, e.status, Some(&e.message)),
                 }
                 Outcome {
-                    offset,
+                    key: outcome_key,
                     result,
                     latency: started.elapsed(),
                     transformed,
                 }
             };
             self.inflight.spawn(async move {
-                // Outside the attempt (telemetry, timing) too: the offset must come back.
+                // Outside the attempt (telemetry, timing) too: the key must come back.
                 match AssertUnwindSafe(attempt).catch_unwind().await {
                     Ok(outcome) => outcome,
                     Err(panic) => Outcome {
-                        offset,
+                        key: panic_key,
                         result: Err(internal_error(panic.as_ref())),
                         latency: Duration::ZERO,
                         transformed: None,
@@ -366,27 +639,30 @@ impl Worker {
 
     async fn resolve(&mut self, outcome: Outcome) {
         let Outcome {
-            offset,
+            key,
             result,
             latency,
             transformed,
         } = outcome;
-        let Some(task) = self.window.get_mut(&offset) else {
+        let offset = key.0;
+        let Some(task) = self.window.get_mut(&key) else {
             return;
         };
+        // A `function` transform that produced the payload in this attempt: journaled once.
+        let fresh = transformed.is_some();
         if let Some(payload) = transformed {
             task.payload = Some(payload);
-            let event = task.event.clone();
-            self.journal(&event, TraceStep::new(offset, Stage::Transformed))
-                .await;
         }
-        let Some(task) = self.window.get(&offset) else {
+        let Some(task) = self.window.get(&key) else {
             return;
         };
-        let event = task.event.clone();
+        if fresh {
+            self.journal(task, TraceStep::new(offset, Stage::Transformed))
+                .await;
+        }
         let attempts = task.attempts;
-        if let Some(key) = &task.partition_key {
-            self.busy_keys.remove(key);
+        if let Some(pk) = &task.partition_key {
+            self.busy_keys.remove(pk);
         }
         let latency_ms = latency.as_secs_f64() * 1000.0;
         self.dispatch
@@ -394,28 +670,32 @@ impl Worker {
             .metrics
             .delivery_latency
             .observe(latency.as_secs_f64());
-        let mut entry = TraceStep::new(offset, Stage::Attempt);
-        entry.attempt = Some(attempts);
-        entry.latency_ms = Some((latency_ms * 1000.0).round() / 1000.0);
+        let mut step = TraceStep::new(offset, Stage::Attempt);
+        step.attempt = Some(attempts);
+        step.latency_ms = Some((latency_ms * 1000.0).round() / 1000.0);
         match result {
             Ok(delivered) => {
-                entry.status = delivered.status;
-                self.journal(&event, entry).await;
+                step.status = delivered.status;
+                self.journal(task, step).await;
                 let mut done = TraceStep::new(offset, Stage::Delivered);
                 done.attempt = Some(attempts);
                 done.status = delivered.status;
                 done.output = delivered.output;
-                self.journal(&event, done).await;
+                self.journal(task, done).await;
                 self.counters.delivered.inc();
-                if let Some(task) = self.window.remove(&offset) {
-                    self.forget_dead_letter(task.resend.as_ref()).await;
+                if let Some(task) = self.window.remove(&key)
+                    && task.in_ledger()
+                {
+                    self.resolved.push(key.1.to_string());
                 }
             }
             Err(error) => {
-                entry.status = error.status;
-                entry.error = Some(error.message.clone());
-                self.journal(&event, entry).await;
-                let age_ms = now_ms().saturating_sub(event.record.received_at_ms).max(0);
+                step.status = error.status;
+                step.error = Some(error.message.clone());
+                self.journal(task, step).await;
+                let age_ms = now_ms()
+                    .saturating_sub(task.event.record.received_at_ms)
+                    .max(0);
                 let age = Duration::from_millis(age_ms as u64);
                 match self
                     .sub
@@ -428,19 +708,25 @@ impl Worker {
                         let mut e = TraceStep::new(offset, Stage::RetryScheduled);
                         e.attempt = Some(attempts);
                         e.retry_in_ms = Some(delay.as_millis() as u64);
-                        self.journal(&event, e).await;
-                        if let Some(key) = self
-                            .window
-                            .get(&offset)
-                            .and_then(|t| t.partition_key.clone())
-                        {
-                            self.busy_keys.insert(key);
+                        self.journal(task, e).await;
+                        if let Some(task) = self.window.get_mut(&key) {
+                            if let Some(pk) = &task.partition_key {
+                                self.busy_keys.insert(pk.clone());
+                            }
+                            let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                            task.next_attempt_ms = Some(now_ms().saturating_add(delay_ms));
+                            task.last_error = Some(error.message);
+                            // A scheduled retry is written at the next commit, however young.
+                            task.durable = match task.durable {
+                                Durable::Clean | Durable::Dirty => Durable::Dirty,
+                                Durable::Young | Durable::Due => Durable::Due,
+                            };
                         }
-                        self.retries.schedule(offset, delay);
+                        self.retries.schedule(key, delay);
                     }
                     Decision::GiveUp(reason) => {
-                        if let Some(task) = self.window.remove(&offset) {
-                            self.dead_letter(offset, task, reason).await;
+                        if let Some(task) = self.window.remove(&key) {
+                            self.dead_letter(&key, task, reason).await;
                         }
                     }
                 }
@@ -452,26 +738,31 @@ impl Worker {
         if self.deferred.is_empty() {
             return;
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
-            .into_iter()
-            .partition(|(e, _)| !self.window.contains_key(&e.record.offset));
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.deferred)
+                .into_iter()
+                .partition(|(e, entry)| {
+                    !self
+                        .window
+                        .contains_key(&(e.record.offset, Arc::from(entry.delivery_id.as_str())))
+                });
         self.deferred = waiting;
-        for (event, why) in ready {
-            self.admit(event, Some(why)).await;
+        for (event, entry) in ready {
+            self.admit(event, Some(entry)).await;
         }
     }
 
     fn fire_retries(&mut self) {
         // Retries go first: they are the oldest work.
-        for offset in self.retries.take_due().into_iter().rev() {
-            if let Some(key) = self
+        for key in self.retries.take_due().into_iter().rev() {
+            if let Some(pk) = self
                 .window
-                .get(&offset)
+                .get(&key)
                 .and_then(|t| t.partition_key.clone())
             {
-                self.busy_keys.remove(&key);
+                self.busy_keys.remove(&pk);
             }
-            self.ready.push_front(offset);
+            self.ready.push_front(key);
         }
     }
 
@@ -509,45 +800,40 @@ impl Worker {
         self.dispatch.try_attach(&self.sub, next).await;
     }
 
-    async fn forget_dead_letter(&self, resend: Option<&Resend>) {
-        if let Some(Resend::DeadLetter(id)) = resend
-            && let Err(e) = self.dispatch.ports.dead_letters.delete(*id).await
-        {
-            tracing::error!(error = %e, "removing a redriven dead letter failed");
-        }
-    }
-
-    async fn dead_letter(&mut self, offset: u64, task: Task, reason: String) {
-        self.forget_dead_letter(task.resend.as_ref()).await;
-        let event = task.event;
-        if let Some(key) = &task.partition_key {
-            self.busy_keys.remove(key);
+    /// Gives a delivery up: its dead letter is written with its resolution, at the next
+    /// commit; a copy goes to the dead-letter bus, if the target has one, under an id
+    /// derived from the delivery (each copy is kept; a repeat after a crash is not).
+    async fn dead_letter(&mut self, key: &Key, task: Task, reason: String) {
+        let offset = key.0;
+        if let Some(pk) = &task.partition_key {
+            self.busy_keys.remove(pk);
         }
         self.counters.dead_lettered.inc();
-        let dl = DeadLetter {
+        if task.in_ledger() {
+            self.resolved.push(key.1.to_string());
+        }
+        self.dead_letters.push(DeadLetter {
             id: 0,
             bus: self.dispatch.bus.clone(),
             event_offset: offset,
-            event: String::from_utf8_lossy(&event.record.payload).into_owned(),
+            event: String::from_utf8_lossy(&task.event.record.payload).into_owned(),
             rule: self.sub.spec.rule.clone(),
             target: self.sub.spec.target_id.clone(),
             attempts: task.attempts,
             last_error: reason.clone(),
             at_ms: now_ms(),
-        };
-        if let Err(e) = self.dispatch.ports.dead_letters.insert(&dl).await {
-            tracing::error!(error = %e, "recording a dead letter failed");
-        }
-        let mut entry = TraceStep::new(offset, Stage::DeadLettered);
-        if let Some(Resend::Replay(id)) = &task.resend {
-            entry.replay = Some(id.clone());
-        }
-        entry.attempt = Some(task.attempts);
-        entry.error = Some(reason.clone());
-        self.journal(&event, entry).await;
+            delivery_id: key.1.to_string(),
+            origin: task.origin.as_text(),
+            generation: task.generation,
+        });
+        let mut step = TraceStep::new(offset, Stage::DeadLettered);
+        step.attempt = Some(task.attempts);
+        step.error = Some(reason.clone());
+        self.journal(&task, step).await;
         if let Some(dlq) = &self.sub.spec.dead_letter_bus {
             let copy = dead_letter_copy(
-                &event.value,
+                &task.event.value,
+                &format!("{}/dead-letter/{}", key.1, task.generation),
                 &reason,
                 task.attempts,
                 &self.sub.spec.rule,
@@ -559,21 +845,16 @@ impl Worker {
         }
     }
 
-    async fn journal(&self, event: &Event, mut entry: TraceStep) {
-        if entry.replay.is_none()
-            && let Some(Resend::Replay(id)) = entry
-                .offset
-                .and_then(|o| self.window.get(&o))
-                .and_then(|t| t.resend.as_ref())
-        {
-            entry.replay = Some(id.clone());
+    async fn journal(&self, task: &Task, mut step: TraceStep) {
+        if step.replay.is_none() {
+            step.replay = task.origin.replay().map(str::to_owned);
         }
-        entry.rule = self.sub.spec.rule.clone();
-        entry.target = self.sub.spec.target_id.clone();
-        entry.at_ms = now_ms();
+        step.rule = self.sub.spec.rule.clone();
+        step.target = self.sub.spec.target_id.clone();
+        step.at_ms = now_ms();
         self.dispatch
             .journal
-            .record(&event.record.source, &event.record.id, entry)
+            .record(&task.event.record.source, &task.event.record.id, step)
             .await;
     }
 }
@@ -600,10 +881,21 @@ fn apply_guarded(t: &Transform, event: &Value) -> Result<Value, String> {
     .unwrap_or_else(|panic| Err(format!("internal: {}", panic_message(panic.as_ref()))))
 }
 
-/// The event as sent to a dead-letter bus: the original plus why it was given up on.
-fn dead_letter_copy(event: &Value, reason: &str, attempts: u32, rule: &str, target: &str) -> Value {
+/// The event as sent to a dead-letter bus: the original under the copy's own `id` (its
+/// first id kept as `deadletterof`), plus why it was given up on.
+fn dead_letter_copy(
+    event: &Value,
+    id: &str,
+    reason: &str,
+    attempts: u32,
+    rule: &str,
+    target: &str,
+) -> Value {
     let mut copy = event.clone();
     if let Some(obj) = copy.as_object_mut() {
+        if let Some(first) = obj.insert("id".into(), Value::from(id)) {
+            obj.insert("deadletterof".into(), first);
+        }
         obj.insert("deadletterreason".into(), Value::from(reason));
         obj.insert("deliveryattempts".into(), Value::from(attempts));
         obj.insert("rulename".into(), Value::from(rule));

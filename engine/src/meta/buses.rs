@@ -84,7 +84,13 @@ impl MetaStore {
     /// Deletes a bus with its rules, cursors and dead letters; returns whether it existed.
     pub async fn delete_bus(&self, name: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        for table in ["rules", "delivery_cursors", "dead_letters"] {
+        for table in [
+            "rules",
+            "delivery_cursors",
+            "delivery_entries",
+            "dead_letters",
+            "replays",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE bus = $1"))
                 .bind(name)
                 .execute(&mut *tx)

@@ -17,9 +17,15 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub last_error: String,
     pub at_ms: i64,
+    /// The delivery this ends: a redrive resends under the same id.
+    pub delivery_id: String,
+    /// `log`, `redrive` or `replay:<id>` (see [`crate::dispatch::ledger::Origin`]).
+    pub origin: String,
+    /// How many times this delivery was redriven before it was given up on again.
+    pub generation: u32,
 }
 
-fn dead_letter_row(row: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error> {
+pub(super) fn dead_letter_row(row: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error> {
     Ok(DeadLetter {
         id: row.try_get("id")?,
         bus: row.try_get("bus")?,
@@ -30,26 +36,15 @@ fn dead_letter_row(row: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error> {
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
         last_error: row.try_get("last_error")?,
         at_ms: row.try_get("at")?,
+        delivery_id: row.try_get("delivery_id")?,
+        origin: row.try_get("origin")?,
+        generation: u32::try_from(row.try_get::<i64, _>("generation")?).unwrap_or(u32::MAX),
     })
 }
 
 impl MetaStore {
     pub async fn insert_dead_letter(&self, dl: &DeadLetter) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO dead_letters (bus, event_offset, event, rule, target, attempts, last_error, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&dl.bus)
-        .bind(i64::try_from(dl.event_offset).unwrap_or(i64::MAX))
-        .bind(&dl.event)
-        .bind(&dl.rule)
-        .bind(&dl.target)
-        .bind(i64::from(dl.attempts))
-        .bind(&dl.last_error)
-        .bind(dl.at_ms)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        insert_dead_letter(&self.pool, dl).await
     }
 
     /// Dead letters of a bus, newest first, with ids below `before`.
@@ -60,7 +55,7 @@ impl MetaStore {
         limit: i64,
     ) -> Result<Vec<DeadLetter>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT id, bus, event_offset, event, rule, target, attempts, last_error, at FROM dead_letters
+            "SELECT id, bus, event_offset, event, rule, target, attempts, last_error, at, delivery_id, origin, generation FROM dead_letters
              WHERE bus = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(bus)
@@ -105,7 +100,7 @@ impl MetaStore {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(
-                "SELECT id, bus, event_offset, event, rule, target, attempts, last_error, at FROM dead_letters
+                "SELECT id, bus, event_offset, event, rule, target, attempts, last_error, at, delivery_id, origin, generation FROM dead_letters
                  WHERE bus = $1 AND id = $2",
             )
             .bind(bus)
@@ -126,4 +121,29 @@ impl MetaStore {
             .await
             .map(|_| ())
     }
+}
+
+/// Writes a dead letter with `executor` (the pool, or a transaction resolving its delivery).
+pub(super) async fn insert_dead_letter<'e, E>(executor: E, dl: &DeadLetter) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO dead_letters (bus, event_offset, event, rule, target, attempts, last_error, at, delivery_id, origin, generation)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&dl.bus)
+    .bind(i64::try_from(dl.event_offset).unwrap_or(i64::MAX))
+    .bind(&dl.event)
+    .bind(&dl.rule)
+    .bind(&dl.target)
+    .bind(i64::from(dl.attempts))
+    .bind(&dl.last_error)
+    .bind(dl.at_ms)
+    .bind(&dl.delivery_id)
+    .bind(&dl.origin)
+    .bind(i64::from(dl.generation))
+    .execute(executor)
+    .await
+    .map(|_| ())
 }

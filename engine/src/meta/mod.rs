@@ -5,10 +5,10 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 mod buses;
-mod cursors;
 mod dead_letters;
 mod functions;
 mod keys;
+mod ledger;
 mod rules;
 mod schemas;
 mod webhooks;
