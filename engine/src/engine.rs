@@ -251,9 +251,10 @@ impl Engine {
     /// Deletes a bus, its rules and its files; `false` if there was no such bus.
     pub async fn delete_bus(&self, name: &str) -> Result<bool, StoreError> {
         let _turn = self.buses.lifecycle().await;
-        if self.buses.get(name).is_none() {
+        let Some(bus) = self.buses.get(name) else {
             return Ok(false);
-        }
+        };
+        bus.dispatch.forget_all().await;
         self.meta.delete_bus(name).await?;
         self.buses.remove(name).await?;
         Ok(true)

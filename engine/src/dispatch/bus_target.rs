@@ -2,7 +2,8 @@
 //! engine's [`Publisher`], counting hops against forwarding loops. The forwarded event's
 //! `id` is the delivery's id (its own id kept as `forwardedid`): every delivery is stored
 //! on the other bus — two rules forwarding one event store two — while a retry of the same
-//! delivery is the other bus's duplicate.
+//! delivery is the other bus's duplicate. A transform that makes a whole CloudEvent names
+//! it itself.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -32,10 +33,11 @@ impl BusTarget {
 #[async_trait]
 impl Target for BusTarget {
     async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered, DeliveryError> {
+        // A transform that produced a CloudEvent forwards that, under the id it gave;
+        // anything else becomes the data of the original event, under the delivery's id.
+        let named = d.payload.is_some_and(|p| p.get("specversion").is_some());
         let mut event = match d.payload {
-            // A transform that produced a CloudEvent forwards that; anything else becomes
-            // the data of the original event.
-            Some(p) if p.get("specversion").is_some() => p.clone(),
+            Some(p) if named => p.clone(),
             Some(p) => {
                 let mut e = d.event.clone();
                 if let Some(obj) = e.as_object_mut() {
@@ -55,7 +57,7 @@ impl Target for BusTarget {
         }
         if let Some(obj) = event.as_object_mut() {
             obj.insert(HOPS.into(), Value::from(hops));
-            if let Some(first) = obj.insert("id".into(), Value::from(d.delivery_id)) {
+            if !named && let Some(first) = obj.insert("id".into(), Value::from(d.delivery_id)) {
                 obj.insert("forwardedid".into(), first);
             }
         }

@@ -404,6 +404,16 @@ impl BusDispatch {
         Some(Arc::new(Event { record, value }))
     }
 
+    /// The bus is being deleted: its workers write nothing more to the ledger (its rows go
+    /// with the bus).
+    pub async fn forget_all(&self) {
+        let mut subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
+        subs.extend(guard(&self.retiring).values().cloned());
+        for sub in subs {
+            sub.forget("bus deleted").await;
+        }
+    }
+
     pub fn stop(&self) {
         self.stopped.send_replace(true);
         for sub in self.subs().values() {
