@@ -21,6 +21,8 @@ wait_port() { # wait_port NAME PORT
   exit 1
 }
 
+# libfaketime: retention tests run the server 30 days ahead.
+need faketime faketime
 # PostgreSQL: metadata backend tests (trust auth, database "test").
 need pg_ctlcluster postgresql
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -69,13 +69,13 @@ async fn bus_settings_survive_restart(backend: Backend) {
     s.call(
         Method::PUT,
         "/v1/buses/keep",
-        Some(json!({"retention_hours": 5, "schema_validation": "enforce"})),
+        Some(json!({"retention_hours": 30, "schema_validation": "enforce"})),
         201,
     )
     .await;
     s.restart().await;
     let bus = s.call(Method::GET, "/v1/buses/keep", None, 200).await;
-    assert_eq!(bus["retention_hours"], 5);
+    assert_eq!(bus["retention_hours"], 30);
     assert_eq!(bus["schema_validation"], "enforce");
 }
 both_backends!(bus_settings_survive_restart);
@@ -109,6 +109,17 @@ async fn bad_bus_requests_get_clear_errors() {
             .await,
         422,
         "invalid_field",
+    );
+    // Shorter than the dedup window (24 h): a removed event could be published again.
+    let short = assert_error(
+        &s.send(put("/v1/buses/b", r#"{"retention_hours": 23}"#))
+            .await,
+        422,
+        "invalid_field",
+    );
+    assert!(
+        short.to_string().contains("between 24 (the dedup window)"),
+        "{short}"
     );
     assert_error(
         &s.send(put("/v1/buses/b", r#"{"retention_hours": "x"}"#))

@@ -133,6 +133,12 @@ impl Server {
         server
     }
 
+    /// Sets an environment variable for the next launch (a restart).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_owned()
     }

@@ -135,6 +135,11 @@ impl Buses {
         self.lifecycle.lock().await
     }
 
+    /// What every bus's delivery uses.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Bus>> {
         self.read().get(name).cloned()
     }

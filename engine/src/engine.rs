@@ -135,6 +135,9 @@ pub struct Engine {
     /// The shared pool `http` targets send through.
     pub http_client: reqwest::Client,
     retention_interval: Duration,
+    /// A repeated `(source, id)` within this window is a duplicate: retention keeps events
+    /// at least this long.
+    dedup_window_ms: i64,
     /// Taken by [`Engine::start`].
     publishes: Mutex<Option<mpsc::Receiver<PublishRequest>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -201,6 +204,7 @@ impl Engine {
             telemetry,
             http_client,
             retention_interval: config.retention_interval,
+            dedup_window_ms: config.dedup_window_ms,
             publishes: Mutex::new(Some(publishes)),
             background: Mutex::new(Vec::new()),
         })
@@ -496,21 +500,55 @@ impl Engine {
         }
     }
 
+    /// The shortest retention a bus may have: the dedup window, in whole hours (an event
+    /// removed sooner could be published again and not be a duplicate).
+    pub fn min_retention_hours(&self) -> u32 {
+        let hours = (self.dedup_window_ms.max(0) as u64).div_ceil(3_600_000);
+        u32::try_from(hours).unwrap_or(u32::MAX).max(1)
+    }
+
     /// Drops events and journal entries older than each bus's retention.
     async fn retention_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.retention_interval.max(Duration::from_secs(1)));
         loop {
             tick.tick().await;
             for bus in self.buses.all() {
-                apply_retention(&bus).await;
+                self.apply_retention(&bus).await;
             }
         }
     }
+
+    /// Removes a bus's events older than its retention (never younger than the dedup
+    /// window, for a bus stored before that was a rule) unless a delivery still needs them:
+    /// an event with a pending delivery, and every event after it, stay until it resolves.
+    async fn apply_retention(&self, bus: &Bus) {
+        let retention_ms = (i64::from(bus.settings.retention_hours) * 3_600_000)
+            .max(self.dedup_window_ms);
+        let cutoff = now_ms() - retention_ms;
+        let keep_from = match self.buses.ports().ledger.needed_from(&bus.settings.name).await {
+            Ok(needed) => needed.unwrap_or(u64::MAX),
+            Err(e) => {
+                tracing::warn!(bus = %bus.settings.name, error = %e, "retention skipped: delivery state unreadable");
+                return;
+            }
+        };
+        retain(bus, cutoff, keep_from).await;
+    }
 }
 
-async fn apply_retention(bus: &Bus) {
-    let cutoff = now_ms() - i64::from(bus.settings.retention_hours) * 3_600_000;
-    match bus.log.remove_before(cutoff).await {
+async fn retain(bus: &Bus, cutoff: i64, keep_from: u64) {
+    let removed = bus.log.remove_before(cutoff, keep_from).await;
+    let needed_time = match bus.log.read(keep_from, 1).await {
+        Ok(records) => records
+            .first()
+            .filter(|r| r.offset == keep_from)
+            .map(|r| r.received_at_ms),
+        Err(_) => None,
+    };
+    if needed_time.is_some_and(|t| t < cutoff) {
+        tracing::warn!(bus = %bus.settings.name, offset = keep_from, "retention is held: an event past its retention still has a pending delivery; it and the events after it are kept until it resolves");
+    }
+    match removed {
         Ok(0) => {}
         Ok(n) => {
             let bounds = bus.log.bounds();

@@ -121,9 +121,11 @@ pub trait LogStore: Send + Sync + 'static {
     /// The offsets the log holds now.
     fn bounds(&self) -> Bounds;
 
-    /// Removes records received before `cutoff_ms`, at the backend's granularity (the
-    /// embedded log drops whole segments). Returns how many records were removed.
-    async fn remove_before(&self, cutoff_ms: i64) -> Result<u64, LogError>;
+    /// Removes records received before `cutoff_ms` whose offsets are below `keep_from` (a
+    /// record still needed, by a pending delivery, keeps everything after it), at the
+    /// backend's granularity (the embedded log drops whole segments). Returns how many
+    /// records were removed.
+    async fn remove_before(&self, cutoff_ms: i64, keep_from: u64) -> Result<u64, LogError>;
 
     /// Flushes and stops accepting appends.
     async fn close(&self) -> Result<(), LogError>;

@@ -114,13 +114,13 @@ impl LogStore for MemoryLog {
         }
     }
 
-    async fn remove_before(&self, cutoff_ms: i64) -> Result<u64, LogError> {
+    async fn remove_before(&self, cutoff_ms: i64, keep_from: u64) -> Result<u64, LogError> {
         let mut inner = self.lock();
         let mut removed = 0;
         while inner
             .records
             .front()
-            .is_some_and(|r| r.received_at_ms < cutoff_ms)
+            .is_some_and(|r| r.received_at_ms < cutoff_ms && r.offset < keep_from)
         {
             inner.records.pop_front();
             removed += 1;

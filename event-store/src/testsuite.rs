@@ -123,9 +123,12 @@ async fn retention_removes_a_prefix(log: impl LogStore) {
         .await
         .unwrap();
     // Nothing is older than the cutoff: nothing goes.
-    assert_eq!(log.remove_before(0).await.unwrap(), 0);
+    assert_eq!(log.remove_before(0, u64::MAX).await.unwrap(), 0);
+    // Everything is older, but offset 0 is still needed: nothing goes.
+    assert_eq!(log.remove_before(100, 0).await.unwrap(), 0);
+    assert_eq!(log.bounds().first, Some(0));
     // Everything is older than the cutoff: everything goes, offsets keep counting.
-    assert_eq!(log.remove_before(100).await.unwrap(), 10);
+    assert_eq!(log.remove_before(100, 10).await.unwrap(), 10);
     assert_eq!(
         log.bounds(),
         Bounds {

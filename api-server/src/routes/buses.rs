@@ -105,10 +105,15 @@ async fn put_bus(
 ) -> ApiResult<(StatusCode, Json<BusOut>)> {
     let name = parse_name("bus", &name)?;
     let retention_hours = body.retention_hours.unwrap_or(DEFAULT_RETENTION_HOURS);
-    if !(1..=87_600).contains(&retention_hours) {
+    // Below the dedup window, an event removed could be published again and not be a
+    // duplicate.
+    let min = state.engine.min_retention_hours();
+    if !(min..=87_600).contains(&retention_hours) {
         return Err(ApiError::new(
             Code::InvalidField,
-            format!("retention_hours must be between 1 and 87600, got {retention_hours}"),
+            format!(
+                "retention_hours must be between {min} (the dedup window) and 87600, got {retention_hours}"
+            ),
         ));
     }
     let settings = BusSettings {

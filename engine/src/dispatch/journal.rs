@@ -182,7 +182,7 @@ impl Journal {
     }
 
     pub async fn remove_before(&self, cutoff_ms: i64) -> Result<u64, LogError> {
-        self.log.remove_before(cutoff_ms).await
+        self.log.remove_before(cutoff_ms, u64::MAX).await
     }
 
     /// Writes what is queued, then closes the log.

@@ -150,6 +150,9 @@ pub trait Ledger: Send + Sync {
     async fn open(&self, bus: &str, sub: &SubKey, cursor: u64) -> LedgerResult<SubState>;
     /// The subscriptions of a bus that have state.
     async fn subscriptions(&self, bus: &str) -> LedgerResult<Vec<SubKey>>;
+    /// The lowest log offset any subscription of the bus still needs (its cursor, or an
+    /// entry read from the log): retention keeps it and everything after.
+    async fn needed_from(&self, bus: &str) -> LedgerResult<Option<u64>>;
     /// Applies a worker's changes in one transaction.
     async fn commit(&self, bus: &str, sub: &SubKey, changes: &Changes) -> LedgerResult<()>;
     /// Forgets a subscription (its rule or target was deleted); returns what it held.
@@ -242,6 +245,19 @@ impl Ledger for MemoryLedger {
                 .filter(|(b, _)| b == bus)
                 .map(|(_, k)| k.clone())
                 .collect())
+        })
+    }
+
+    async fn needed_from(&self, bus: &str) -> LedgerResult<Option<u64>> {
+        self.with(|s| {
+            Ok(s.subs
+                .iter()
+                .filter(|((b, _), _)| b == bus)
+                .flat_map(|(_, (cursor, entries))| {
+                    let logged = entries.values().filter(|e| e.origin == Origin::Log);
+                    std::iter::once(*cursor).chain(logged.map(|e| e.offset))
+                })
+                .min())
         })
     }
 
@@ -447,6 +463,9 @@ pub mod suite {
             dead_letters: vec![],
         };
         l.commit("b", &k, &changes).await.unwrap();
+        // The log entry at 1 is needed (the replay's carries its event).
+        assert_eq!(l.needed_from("b").await.unwrap(), Some(1));
+        assert_eq!(l.needed_from("other").await.unwrap(), None);
         // Rewriting an entry replaces it; resolving one removes it; the cursor only moves
         // when given.
         let mut again = retry.clone();
@@ -460,7 +479,14 @@ pub mod suite {
         l.commit("b", &k, &changes).await.unwrap();
         let after = reopen(l);
         let state = sorted(after.open("b", &k, 0).await.unwrap());
-        assert_eq!(state, SubState { cursor: 10, entries: vec![again, replayed] });
+        assert_eq!(state, SubState { cursor: 10, entries: vec![again, replayed.clone()] });
+        // Without the log entry, the cursor is what is needed; another subscription's lower
+        // cursor counts too.
+        let resolved = Changes { resolved: vec!["d1".to_owned()], ..Changes::default() };
+        after.commit("b", &k, &resolved).await.unwrap();
+        assert_eq!(after.needed_from("b").await.unwrap(), Some(10));
+        after.open("b", &SubKey::new("r", "t2"), 4).await.unwrap();
+        assert_eq!(after.needed_from("b").await.unwrap(), Some(4));
     }
 
     async fn a_dead_letter_is_written_with_its_resolution(l: impl Ledger) {

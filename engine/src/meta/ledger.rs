@@ -123,6 +123,21 @@ impl Ledger for MetaStore {
             .collect()
     }
 
+    async fn needed_from(&self, bus: &str) -> LedgerResult<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT MIN(o) AS needed FROM (
+                 SELECT MIN(next_offset) AS o FROM delivery_cursors WHERE bus = $1
+                 UNION ALL
+                 SELECT MIN(event_offset) AS o FROM delivery_entries WHERE bus = $1 AND origin = 'log'
+             ) AS lows",
+        )
+        .bind(bus)
+        .fetch_one(&self.pool)
+        .await?;
+        let needed: Option<i64> = row.try_get("needed")?;
+        Ok(needed.map(|n| u64::try_from(n).unwrap_or(0)))
+    }
+
     async fn commit(&self, bus: &str, sub: &SubKey, changes: &Changes) -> LedgerResult<()> {
         let mut tx = self.pool.begin().await?;
         for e in &changes.put {

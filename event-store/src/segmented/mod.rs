@@ -247,9 +247,13 @@ impl LogStore for SegmentedLog {
         self.shared.read_state().bounds()
     }
 
-    async fn remove_before(&self, cutoff_ms: i64) -> Result<u64, LogError> {
-        self.call(|reply| Command::RemoveBefore { cutoff_ms, reply })
-            .await
+    async fn remove_before(&self, cutoff_ms: i64, keep_from: u64) -> Result<u64, LogError> {
+        self.call(|reply| Command::RemoveBefore {
+            cutoff_ms,
+            keep_from,
+            reply,
+        })
+        .await
     }
 
     fn stats(&self) -> LogStats {

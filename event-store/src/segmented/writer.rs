@@ -22,6 +22,7 @@ pub(crate) enum Command {
     },
     RemoveBefore {
         cutoff_ms: i64,
+        keep_from: u64,
         reply: oneshot::Sender<Result<u64, LogError>>,
     },
     Close {
@@ -95,8 +96,12 @@ impl Writer {
             }
             match after {
                 None | Some(Command::Append { .. }) => {}
-                Some(Command::RemoveBefore { cutoff_ms, reply }) => {
-                    let _ = reply.send(self.remove_before(cutoff_ms));
+                Some(Command::RemoveBefore {
+                    cutoff_ms,
+                    keep_from,
+                    reply,
+                }) => {
+                    let _ = reply.send(self.remove_before(cutoff_ms, keep_from));
                 }
                 Some(Command::Close { reply }) => {
                     self.shared.write_state().closed = true;
@@ -261,11 +266,12 @@ impl Writer {
         Ok(())
     }
 
-    fn remove_before(&mut self, cutoff_ms: i64) -> Result<u64, LogError> {
+    fn remove_before(&mut self, cutoff_ms: i64, keep_from: u64) -> Result<u64, LogError> {
+        let gone = |s: &Segment| s.max_ts < cutoff_ms && s.base + s.count <= keep_from;
         let active_expired = {
             let state = self.shared.read_state();
             let active = state.active();
-            active.count > 0 && active.max_ts < cutoff_ms
+            active.count > 0 && gone(active)
         };
         if active_expired {
             self.roll()?;
@@ -274,7 +280,7 @@ impl Writer {
             let mut state = self.shared.write_state();
             let expired = state.segments[..state.segments.len() - 1]
                 .iter()
-                .take_while(|s| s.max_ts < cutoff_ms)
+                .take_while(|s| gone(s))
                 .count();
             state.segments.drain(..expired).collect()
         };
