@@ -80,6 +80,7 @@ export async function searchView(ctx) {
 function outcome(step) {
   switch (step.stage) {
     case 'dead_lettered':
+    case 'dropped':
     case 'schema_violation':
       return 'fail';
     case 'attempt':
@@ -144,6 +145,7 @@ function summary(timeline) {
   const says = {
     delivered: 'delivered',
     dead_lettered: 'dead-lettered',
+    dropped: 'dropped',
     retry_scheduled: 'retry scheduled',
     attempt: 'in flight',
     transformed: 'in flight',

@@ -522,10 +522,16 @@ impl Engine {
     /// window, for a bus stored before that was a rule) unless a delivery still needs them:
     /// an event with a pending delivery, and every event after it, stay until it resolves.
     async fn apply_retention(&self, bus: &Bus) {
-        let retention_ms = (i64::from(bus.settings.retention_hours) * 3_600_000)
-            .max(self.dedup_window_ms);
+        let retention_ms =
+            (i64::from(bus.settings.retention_hours) * 3_600_000).max(self.dedup_window_ms);
         let cutoff = now_ms() - retention_ms;
-        let keep_from = match self.buses.ports().ledger.needed_from(&bus.settings.name).await {
+        let keep_from = match self
+            .buses
+            .ports()
+            .ledger
+            .needed_from(&bus.settings.name)
+            .await
+        {
             Ok(needed) => needed.unwrap_or(u64::MAX),
             Err(e) => {
                 tracing::warn!(bus = %bus.settings.name, error = %e, "retention skipped: delivery state unreadable");

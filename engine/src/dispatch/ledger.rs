@@ -439,12 +439,24 @@ pub mod suite {
 
     async fn opens_at_the_given_cursor_once(l: impl Ledger) {
         let k = SubKey::new("r", "t");
-        assert_eq!(l.open("b", &k, 7).await.unwrap(), SubState { cursor: 7, entries: vec![] });
+        assert_eq!(
+            l.open("b", &k, 7).await.unwrap(),
+            SubState {
+                cursor: 7,
+                entries: vec![]
+            }
+        );
         // A second open finds the state, whatever cursor it offers.
         assert_eq!(l.open("b", &k, 99).await.unwrap().cursor, 7);
         // Buses and subscriptions are separate.
         assert_eq!(l.open("b2", &k, 3).await.unwrap().cursor, 3);
-        assert_eq!(l.open("b", &SubKey::new("r", "t2"), 4).await.unwrap().cursor, 4);
+        assert_eq!(
+            l.open("b", &SubKey::new("r", "t2"), 4)
+                .await
+                .unwrap()
+                .cursor,
+            4
+        );
     }
 
     async fn commits_survive_a_reopen<L: Ledger>(l: &L, reopen: &impl Fn(&L) -> L) {
@@ -479,10 +491,19 @@ pub mod suite {
         l.commit("b", &k, &changes).await.unwrap();
         let after = reopen(l);
         let state = sorted(after.open("b", &k, 0).await.unwrap());
-        assert_eq!(state, SubState { cursor: 10, entries: vec![again, replayed.clone()] });
+        assert_eq!(
+            state,
+            SubState {
+                cursor: 10,
+                entries: vec![again, replayed.clone()]
+            }
+        );
         // Without the log entry, the cursor is what is needed; another subscription's lower
         // cursor counts too.
-        let resolved = Changes { resolved: vec!["d1".to_owned()], ..Changes::default() };
+        let resolved = Changes {
+            resolved: vec!["d1".to_owned()],
+            ..Changes::default()
+        };
         after.commit("b", &k, &resolved).await.unwrap();
         assert_eq!(after.needed_from("b").await.unwrap(), Some(10));
         after.open("b", &SubKey::new("r", "t2"), 4).await.unwrap();
@@ -492,9 +513,16 @@ pub mod suite {
     async fn a_dead_letter_is_written_with_its_resolution(l: impl Ledger) {
         let k = SubKey::new("r", "t");
         l.open("b", &k, 0).await.unwrap();
-        l.commit("b", &k, &Changes { put: vec![entry("d1", 1, Origin::Log)], ..Changes::default() })
-            .await
-            .unwrap();
+        l.commit(
+            "b",
+            &k,
+            &Changes {
+                put: vec![entry("d1", 1, Origin::Log)],
+                ..Changes::default()
+            },
+        )
+        .await
+        .unwrap();
         let changes = Changes {
             cursor: Some(5),
             put: vec![],
@@ -502,10 +530,19 @@ pub mod suite {
             dead_letters: vec![letter("b", &k, "d1", 1), letter("b", &k, "d4", 4)],
         };
         l.commit("b", &k, &changes).await.unwrap();
-        assert_eq!(l.open("b", &k, 0).await.unwrap(), SubState { cursor: 5, entries: vec![] });
+        assert_eq!(
+            l.open("b", &k, 0).await.unwrap(),
+            SubState {
+                cursor: 5,
+                entries: vec![]
+            }
+        );
         // Both letters are there, under ids the store gave.
         let probes: Vec<DeadLetter> = (1..=100)
-            .map(|id| DeadLetter { id, ..letter("b", &k, "", 0) })
+            .map(|id| DeadLetter {
+                id,
+                ..letter("b", &k, "", 0)
+            })
             .collect();
         assert_eq!(l.redrive("other", &probes).await.unwrap(), vec![]);
         let made = l.redrive("b", &probes).await.unwrap();
@@ -518,9 +555,16 @@ pub mod suite {
         let (a, b) = (SubKey::new("r", "a"), SubKey::new("r", "b"));
         for k in [&a, &b] {
             l.open("bus", k, 3).await.unwrap();
-            l.commit("bus", k, &Changes { put: vec![entry("d", 1, Origin::Log)], ..Changes::default() })
-                .await
-                .unwrap();
+            l.commit(
+                "bus",
+                k,
+                &Changes {
+                    put: vec![entry("d", 1, Origin::Log)],
+                    ..Changes::default()
+                },
+            )
+            .await
+            .unwrap();
         }
         let mut keys = l.subscriptions("bus").await.unwrap();
         keys.sort();
@@ -530,7 +574,13 @@ pub mod suite {
         assert_eq!((held.cursor, held.entries.len()), (3, 1));
         assert_eq!(l.forget("bus", &a).await.unwrap(), None);
         assert_eq!(l.subscriptions("bus").await.unwrap(), vec![b.clone()]);
-        assert_eq!(l.open("bus", &a, 9).await.unwrap(), SubState { cursor: 9, entries: vec![] });
+        assert_eq!(
+            l.open("bus", &a, 9).await.unwrap(),
+            SubState {
+                cursor: 9,
+                entries: vec![]
+            }
+        );
         assert_eq!(l.open("bus", &b, 9).await.unwrap().entries.len(), 1);
     }
 
@@ -573,8 +623,13 @@ pub mod suite {
             position: 5,
             progress: "{}".to_owned(),
         };
-        l.replay_step("b", &[(k.clone(), e.clone())], &record).await.unwrap();
-        let moved = ReplayRecord { position: 9, ..record.clone() };
+        l.replay_step("b", &[(k.clone(), e.clone())], &record)
+            .await
+            .unwrap();
+        let moved = ReplayRecord {
+            position: 9,
+            ..record.clone()
+        };
         l.replay_step("b", &[], &moved).await.unwrap();
         assert_eq!(l.replays("b").await.unwrap(), vec![moved]);
         assert_eq!(l.replays("other").await.unwrap(), vec![]);

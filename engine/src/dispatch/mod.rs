@@ -18,6 +18,8 @@
 //! stopping) writes everything it holds first; the one that takes over starts from that.
 
 mod bus_target;
+#[cfg(test)]
+mod crash_tests;
 pub mod journal;
 pub mod ledger;
 pub mod ports;
@@ -41,8 +43,8 @@ pub use journal::Journal;
 use journal::{Stage, TraceStep};
 use ledger::{Entry, Origin, ReplayRecord, SubKey};
 pub use ports::{Ports, Publisher};
-pub use subscription::SubSpec;
 use subscription::Sub;
+pub use subscription::SubSpec;
 
 /// Resolves once the flag is set (the guard `wait_for` returns is not held across awaits).
 pub(crate) async fn until_set(flag: &mut tokio::sync::watch::Receiver<bool>) {
@@ -176,15 +178,14 @@ impl BusDispatch {
             known: rules
                 .runnable()
                 .flat_map(|(r, targets)| {
-                    targets
-                        .iter()
-                        .map(|t| (r.name.clone(), t.spec.id.clone()))
+                    targets.iter().map(|t| (r.name.clone(), t.spec.id.clone()))
                 })
                 .chain(
                     // A rule this version cannot run keeps its deliveries' state.
-                    rules.list().filter(|r| rules.inactive_reason(&r.name).is_some()).flat_map(
-                        |r| r.targets.iter().map(|t| (r.name.clone(), t.id.clone())),
-                    ),
+                    rules
+                        .list()
+                        .filter(|r| rules.inactive_reason(&r.name).is_some())
+                        .flat_map(|r| r.targets.iter().map(|t| (r.name.clone(), t.id.clone()))),
                 )
                 .collect(),
             rules: rules.list().map(|r| r.name.clone()).collect(),
@@ -303,7 +304,8 @@ impl BusDispatch {
                     None => (Vec::new(), u64::MAX),
                 },
             };
-            this.drop_pending(&ledger_key, held, scan_from, reason).await;
+            this.drop_pending(&ledger_key, held, scan_from, reason)
+                .await;
         });
     }
 
@@ -333,7 +335,8 @@ impl BusDispatch {
     ) {
         let mut dropped = 0u64;
         for (event, replay) in held {
-            self.journal_dropped(key, &event.record, replay, reason).await;
+            self.journal_dropped(key, &event.record, replay, reason)
+                .await;
             dropped += 1;
         }
         let mut at = scan_from;
@@ -508,7 +511,10 @@ impl BusDispatch {
     /// Hands dead letters back to their subscriptions, moved into the ledger in one
     /// transaction first. Returns the ids whose (rule, target) is not delivered now: they
     /// stay dead letters.
-    pub async fn redrive(&self, letters: Vec<crate::meta::DeadLetter>) -> Result<Vec<i64>, sqlx::Error> {
+    pub async fn redrive(
+        &self,
+        letters: Vec<crate::meta::DeadLetter>,
+    ) -> Result<Vec<i64>, sqlx::Error> {
         let (deliverable, orphans): (Vec<_>, Vec<_>) = letters
             .into_iter()
             .partition(|dl| self.delivers_to(&dl.rule, &dl.target));

@@ -162,7 +162,12 @@ pub async fn resume(dispatch: &Arc<BusDispatch>, rules: &Arc<RwLock<RuleSet>>) {
 /// Keeps a replay in the bus's list, forgetting the oldest finished ones.
 async fn remember(dispatch: &BusDispatch, progress: Progress) {
     for id in dispatch.replays.insert(progress) {
-        if let Err(e) = dispatch.ports.ledger.forget_replay(&dispatch.bus, &id).await {
+        if let Err(e) = dispatch
+            .ports
+            .ledger
+            .forget_replay(&dispatch.bus, &id)
+            .await
+        {
             tracing::warn!(bus = %dispatch.bus, replay = %id, error = %e, "forgetting a finished replay failed");
         }
     }
@@ -179,7 +184,16 @@ fn spawn(
     tokio::spawn(async move {
         let id = progress.id.clone();
         let rule = progress.rule.clone();
-        let result = run(&dispatch, &rules, progress, from_ms, to_ms, rule.as_deref(), position).await;
+        let result = run(
+            &dispatch,
+            &rules,
+            progress,
+            from_ms,
+            to_ms,
+            rule.as_deref(),
+            position,
+        )
+        .await;
         dispatch.replays.update(&id, |p| {
             p.finished_at = Some(switchyard_core::time::format_ms(now_ms()));
             match result {

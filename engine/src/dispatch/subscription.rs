@@ -1,7 +1,7 @@
 //! Subscriptions: one per (rule, target), built from the rule set.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use switchyard_rules::Transform;
 use switchyard_targets::http::HttpTarget;

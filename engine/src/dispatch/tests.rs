@@ -302,7 +302,10 @@ async fn exhausted_and_refused_deliveries_are_dead_lettered_and_passed() {
     bus.start(vec![spec("r", target.clone())]).await;
     bus.publish("r", "e", 3, |_| String::new()).await;
     until("the cursor passes every event", || bus.backlog("r") == 0).await;
-    until("both dead letters are written", || bus.dead_letters().len() == 2).await;
+    until("both dead letters are written", || {
+        bus.dead_letters().len() == 2
+    })
+    .await;
     let seen = target.seen();
     assert_eq!(attempts_of(&seen, "e0").len(), 3);
     assert_eq!(attempts_of(&seen, "e1").len(), 1);

@@ -294,7 +294,11 @@ impl Worker {
                     None => {
                         // The log no longer holds it (retention removed it meanwhile).
                         tracing::warn!(bus = %self.dispatch.bus, rule = %self.sub.spec.rule, target = %self.sub.spec.target_id, offset = entry.offset, "a pending delivery's event is gone from the log; dropped");
-                        self.dispatch.count_dropped(&self.sub.spec.rule, &self.sub.spec.target_id, 1);
+                        self.dispatch.count_dropped(
+                            &self.sub.spec.rule,
+                            &self.sub.spec.target_id,
+                            1,
+                        );
                         self.resolved.push(entry.delivery_id);
                         continue;
                     }
@@ -319,7 +323,8 @@ impl Worker {
                     if let Some(k) = &task.partition_key {
                         self.busy_keys.insert(k.clone());
                     }
-                    self.retries.schedule(key.clone(), Duration::from_millis(wait));
+                    self.retries
+                        .schedule(key.clone(), Duration::from_millis(wait));
                 }
                 None => self.ready.push_back(key.clone()),
             }
@@ -468,7 +473,13 @@ impl Worker {
                     return;
                 }
                 let attempts = entry.attempts;
-                (key, entry.origin, entry.generation, attempts, Durable::Clean)
+                (
+                    key,
+                    entry.origin,
+                    entry.generation,
+                    attempts,
+                    Durable::Clean,
+                )
             }
         };
         let partition_key = self.partition_key(&event);
@@ -738,14 +749,13 @@ impl Worker {
         if self.deferred.is_empty() {
             return;
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.deferred)
-                .into_iter()
-                .partition(|(e, entry)| {
-                    !self
-                        .window
-                        .contains_key(&(e.record.offset, Arc::from(entry.delivery_id.as_str())))
-                });
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(e, entry)| {
+                !self
+                    .window
+                    .contains_key(&(e.record.offset, Arc::from(entry.delivery_id.as_str())))
+            });
         self.deferred = waiting;
         for (event, entry) in ready {
             self.admit(event, Some(entry)).await;
@@ -755,11 +765,7 @@ impl Worker {
     fn fire_retries(&mut self) {
         // Retries go first: they are the oldest work.
         for key in self.retries.take_due().into_iter().rev() {
-            if let Some(pk) = self
-                .window
-                .get(&key)
-                .and_then(|t| t.partition_key.clone())
-            {
+            if let Some(pk) = self.window.get(&key).and_then(|t| t.partition_key.clone()) {
                 self.busy_keys.remove(&pk);
             }
             self.ready.push_front(key);

@@ -124,7 +124,10 @@ impl MetaStore {
 }
 
 /// Writes a dead letter with `executor` (the pool, or a transaction resolving its delivery).
-pub(super) async fn insert_dead_letter<'e, E>(executor: E, dl: &DeadLetter) -> Result<(), sqlx::Error>
+pub(super) async fn insert_dead_letter<'e, E>(
+    executor: E,
+    dl: &DeadLetter,
+) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {

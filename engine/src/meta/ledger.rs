@@ -241,10 +241,11 @@ impl Ledger for MetaStore {
     }
 
     async fn replays(&self, bus: &str) -> LedgerResult<Vec<ReplayRecord>> {
-        let rows = sqlx::query("SELECT id, position, progress FROM replays WHERE bus = $1 ORDER BY id")
-            .bind(bus)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, position, progress FROM replays WHERE bus = $1 ORDER BY id")
+                .bind(bus)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(ReplayRecord {
