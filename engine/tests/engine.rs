@@ -136,8 +136,14 @@ async fn a_bus_target_forwards_through_the_publisher() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let event: Value = serde_json::from_slice(&forwarded[0].payload).expect("JSON");
+    // Forwarded under the delivery's id, the event's own kept.
+    let id = event["id"].as_str().expect("an id");
+    assert!(
+        id.starts_with("default.") && id.ends_with(":0:to-audit:fwd"),
+        "{id}"
+    );
     assert_eq!(
-        (&event["id"], &event["switchyardhops"]),
+        (&event["forwardedid"], &event["switchyardhops"]),
         (&json!("x"), &json!(1))
     );
     assert!(!engine.delete_bus("nope").await.expect("no error"));

@@ -276,11 +276,14 @@ impl BusDispatch {
     /// Forgets a deleted subscription's state and drops what it held, in the background,
     /// once its worker (if it runs) has finished.
     async fn forget(self: &Arc<Self>, key: &(String, String), reason: &'static str) {
-        let sub = guard(&self.retiring).remove(key);
-        let finished = match &sub {
-            Some(sub) => sub.forget(reason).await,
-            None => true,
-        };
+        // The subscription, and the ones it was taking over from: none may write again.
+        let mut chain = Vec::new();
+        let mut next = guard(&self.retiring).remove(key);
+        while let Some(sub) = next {
+            sub.forget(reason).await;
+            next = sub.predecessor();
+            chain.push(sub);
+        }
         let ledger_key = SubKey::new(&key.0, &key.1);
         let state = match self.ports.ledger.forget(&self.bus, &ledger_key).await {
             Ok(state) => state,
@@ -291,18 +294,21 @@ impl BusDispatch {
         };
         let this = self.clone();
         tokio::spawn(async move {
-            let (held, scan_from) = match sub {
-                Some(sub) if !finished => {
-                    sub.finished().await;
-                    match sub.take_leftovers() {
-                        Some(left) => (left.held, left.scan_from),
-                        None => (Vec::new(), u64::MAX),
-                    }
+            // A worker forgotten while it ran hands over what it held, which covers what
+            // the ledger had; otherwise the ledger's state is all there is.
+            let mut held = Vec::new();
+            let mut scan_from = None::<u64>;
+            for sub in &chain {
+                sub.finished().await;
+                if let Some(left) = sub.take_leftovers() {
+                    held.extend(left.held);
+                    scan_from = Some(scan_from.map_or(left.scan_from, |s| s.min(left.scan_from)));
                 }
-                _ => match state {
-                    Some(state) => (this.events_of(state.entries).await, state.cursor),
-                    None => (Vec::new(), u64::MAX),
-                },
+            }
+            let (held, scan_from) = match (scan_from, state) {
+                (Some(from), _) => (held, from),
+                (None, Some(state)) => (this.events_of(state.entries).await, state.cursor),
+                (None, None) => (Vec::new(), u64::MAX),
             };
             this.drop_pending(&ledger_key, held, scan_from, reason)
                 .await;

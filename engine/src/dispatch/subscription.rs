@@ -253,17 +253,20 @@ impl Sub {
         self.finished.send_replace(true);
     }
 
-    pub fn is_finished(&self) -> bool {
-        *self.finished.borrow()
-    }
-
     /// Waits until the worker has exited.
     pub async fn finished(&self) {
         let _ = self.finished.subscribe().wait_for(|f| *f).await;
     }
 
-    pub fn take_predecessor(&self) -> Option<Arc<Sub>> {
-        lock(&self.predecessor).take()
+    /// The subscription this one takes over from (kept until it has finished, so a
+    /// deletion meanwhile reaches it too).
+    pub fn predecessor(&self) -> Option<Arc<Sub>> {
+        lock(&self.predecessor).clone()
+    }
+
+    /// The predecessor has finished: let it go.
+    pub fn took_over(&self) {
+        lock(&self.predecessor).take();
     }
 
     /// Taken by the worker around each ledger write; `None` once the subscription is
@@ -273,12 +276,10 @@ impl Sub {
         lock(&self.forgotten).is_none().then_some(turn)
     }
 
-    /// Marks the subscription forgotten, waiting out a ledger write in progress. Returns
-    /// whether its worker had already finished (then the ledger holds all it knew).
-    pub async fn forget(&self, reason: &str) -> bool {
+    /// Marks the subscription forgotten, waiting out a ledger write in progress.
+    pub async fn forget(&self, reason: &str) {
         let _turn = self.turn.lock().await;
         *lock(&self.forgotten) = Some(reason.to_owned());
-        self.is_finished()
     }
 
     pub fn forgotten(&self) -> Option<String> {

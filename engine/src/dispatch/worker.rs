@@ -114,10 +114,7 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
     };
     let mut stopped = sub.stopped();
     let Some(state) = load(&dispatch, &sub, &mut stopped).await else {
-        sub.set_leftovers(Leftovers {
-            held: Vec::new(),
-            scan_from: u64::MAX,
-        });
+        // Stopped before it held anything: the ledger has it all.
         sub.mark_finished();
         return;
     };
@@ -186,11 +183,12 @@ async fn load(
     sub: &Sub,
     stopped: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<SubState> {
-    if let Some(before) = sub.take_predecessor() {
+    if let Some(before) = sub.predecessor() {
         tokio::select! {
             _ = before.finished() => {}
             _ = until_set(stopped) => return None,
         }
+        sub.took_over();
     }
     let key = sub.ledger_key();
     loop {
