@@ -384,6 +384,7 @@ pub fn redriven(letter: &DeadLetter) -> (SubKey, Entry) {
 
 /// The contract every [`Ledger`] keeps, run by each implementation's tests: `make` gives a
 /// fresh, empty ledger; `reopen` the same store as a restarted process sees it.
+#[cfg(test)]
 pub mod suite {
     use super::*;
 

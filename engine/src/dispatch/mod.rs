@@ -357,7 +357,7 @@ impl BusDispatch {
             };
             for record in records {
                 at = record.offset + 1;
-                if record.matched_rules.iter().any(|r| *r == key.rule) {
+                if record.matched_rules.contains(&key.rule) {
                     self.journal_dropped(key, &record, None, reason).await;
                     dropped += 1;
                 }
