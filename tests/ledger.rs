@@ -525,8 +525,17 @@ async fn deleting_a_rule_drops_pending_with_reason() {
     .await;
     s.call(Method::DELETE, "/v1/buses/default/rules/r", None, 204)
         .await;
-    for id in &pending {
-        let steps = steps_until(&s, "default", id, Duration::from_secs(10), |steps| {
+    dropped_with(&s, &pending, "rule deleted").await;
+    // Nothing was tried again.
+    assert_eq!(hook.hits().len(), 5);
+}
+
+/// Waits until each of `ids` has one `dropped` step for r/hook with `reason`, and the
+/// metric counts them; returns each one's steps.
+async fn dropped_with(s: &Server, ids: &[String], reason: &str) -> Vec<Vec<Value>> {
+    let mut all = Vec::new();
+    for id in ids {
+        let steps = steps_until(s, "default", id, Duration::from_secs(10), |steps| {
             count_steps(steps, "dropped", "r", "hook") == 1
         })
         .await;
@@ -537,17 +546,20 @@ async fn deleting_a_rule_drops_pending_with_reason() {
         assert!(
             dropped["error"]
                 .as_str()
-                .is_some_and(|e| e.contains("rule deleted")),
+                .is_some_and(|e| e.contains(reason)),
             "{dropped}"
         );
+        all.push(steps);
     }
-    let line = "switchyard_deliveries_total{bus=\"default\",rule=\"r\",target=\"hook\",outcome=\"dropped\"} 5\n";
+    let line = format!(
+        "switchyard_deliveries_total{{bus=\"default\",rule=\"r\",target=\"hook\",outcome=\"dropped\"}} {}\n",
+        ids.len()
+    );
     eventually(Duration::from_secs(5), || async {
-        s.metrics().await.contains(line).then_some(())
+        s.metrics().await.contains(&line).then_some(())
     })
     .await;
-    // Nothing was tried again.
-    assert_eq!(hook.hits().len(), 5);
+    all
 }
 
 #[tokio::test]
@@ -595,21 +607,7 @@ async fn removing_a_target_drops_pending_with_reason() {
         200,
     )
     .await;
-    for id in &pending {
-        let steps = steps_until(&s, "default", id, Duration::from_secs(10), |steps| {
-            count_steps(steps, "dropped", "r", "hook") == 1
-        })
-        .await;
-        let dropped = steps
-            .iter()
-            .find(|st| is_step(st, "dropped", "r", "hook"))
-            .unwrap();
-        assert!(
-            dropped["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("target removed")),
-            "{dropped}"
-        );
+    for steps in dropped_with(&s, &pending, "target removed").await {
         // The target that stays is untouched: delivered once, nothing dropped.
         assert_eq!(
             count_steps(&steps, "delivered", "r", "keep"),
@@ -618,17 +616,39 @@ async fn removing_a_target_drops_pending_with_reason() {
         );
         assert_eq!(count_steps(&steps, "dropped", "r", "keep"), 0, "{steps:?}");
     }
-    let line = "switchyard_deliveries_total{bus=\"default\",rule=\"r\",target=\"hook\",outcome=\"dropped\"} 5\n";
-    eventually(Duration::from_secs(5), || async {
-        s.metrics().await.contains(line).then_some(())
-    })
-    .await;
     // Nothing was tried again on the removed target.
     assert_eq!(hook.hits().iter().filter(|h| h.path == "/hook").count(), 5);
 }
 
 // ---------------------------------------------------------------------------------------
 // 5. Every dead-letter copy is stored on the dead-letter bus.
+
+/// The copies on bus `dlq` once it holds `n`: exactly `n`, each under its own id.
+async fn dead_letter_copies(s: &Server, n: u64) -> Vec<Value> {
+    eventually(Duration::from_secs(10), || async {
+        (stored(s, "dlq").await >= n).then_some(())
+    })
+    .await;
+    let copies: Vec<Value> = records(s, "dlq")
+        .await
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect();
+    assert_eq!(copies.len() as u64, n, "{copies:?}");
+    let distinct: BTreeSet<&str> = copies.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(distinct.len() as u64, n, "{copies:?}");
+    copies
+}
+
+/// The `targetid` of each copy, sorted.
+fn targets_of(copies: &[Value]) -> Vec<String> {
+    let mut targets: Vec<String> = copies
+        .iter()
+        .map(|c| c["targetid"].as_str().unwrap().to_owned())
+        .collect();
+    targets.sort_unstable();
+    targets
+}
 
 #[tokio::test]
 async fn dead_letter_copies_are_each_stored() {
@@ -650,24 +670,8 @@ async fn dead_letter_copies_are_each_stored() {
             && count_steps(steps, "dead_lettered", "r", "b") == 1
     })
     .await;
-    eventually(Duration::from_secs(10), || async {
-        (stored(&s, "dlq").await >= 2).then_some(())
-    })
-    .await;
-    let copies: Vec<Value> = records(&s, "dlq")
-        .await
-        .into_iter()
-        .map(|r| r["event"].clone())
-        .collect();
-    assert_eq!(copies.len(), 2, "{copies:?}");
-    let distinct: BTreeSet<&str> = copies.iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(distinct.len(), 2, "{copies:?}");
-    let mut targets: Vec<&str> = copies
-        .iter()
-        .map(|c| c["targetid"].as_str().unwrap())
-        .collect();
-    targets.sort_unstable();
-    assert_eq!(targets, ["a", "b"]);
+    let copies = dead_letter_copies(&s, 2).await;
+    assert_eq!(targets_of(&copies), ["a", "b"]);
     for c in &copies {
         assert_eq!(c["deadletterreason"], "not retryable: HTTP 400: scripted");
         assert_eq!(c["rulename"], "r");
@@ -700,24 +704,8 @@ async fn dead_letter_copies_are_each_stored() {
         count_steps(steps, "dead_lettered", "r", "a") == 2
     })
     .await;
-    eventually(Duration::from_secs(10), || async {
-        (stored(&s, "dlq").await >= 3).then_some(())
-    })
-    .await;
-    let copies: Vec<Value> = records(&s, "dlq")
-        .await
-        .into_iter()
-        .map(|r| r["event"].clone())
-        .collect();
-    assert_eq!(copies.len(), 3, "{copies:?}");
-    let distinct: BTreeSet<&str> = copies.iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(distinct.len(), 3, "{copies:?}");
-    let mut targets: Vec<&str> = copies
-        .iter()
-        .map(|c| c["targetid"].as_str().unwrap())
-        .collect();
-    targets.sort_unstable();
-    assert_eq!(targets, ["a", "a", "b"]);
+    let copies = dead_letter_copies(&s, 3).await;
+    assert_eq!(targets_of(&copies), ["a", "a", "b"]);
     assert_eq!(hook.hits().iter().filter(|h| h.path == "/a").count(), 2);
     assert_eq!(hook.hits().iter().filter(|h| h.path == "/b").count(), 1);
 }

@@ -131,7 +131,7 @@ impl Metrics {
         let backlog = Family::<TargetLabels, Gauge>::default();
         registry.register(
             "switchyard_backlog_events",
-            "Events of the bus not yet resolved for a (rule, target): an upper bound on its backlog",
+            "Deliveries of a (rule, target) not yet resolved: those its worker holds (exact), plus the bus events it has not read yet (an upper bound: not all of them match)",
             backlog.clone(),
         );
         let index_lag = Family::<BusLabel, Gauge>::default();

@@ -28,8 +28,9 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(deny_unknown_fields)]
 pub struct BusIn {
     description: Option<String>,
-    /// How long events are kept (default 168).
-    #[schema(minimum = 1, maximum = 87_600)]
+    /// How long events are kept (default 168), at least the dedup window (24 by default:
+    /// less is refused). An event with a pending delivery is kept until it resolves.
+    #[schema(minimum = 24, maximum = 87_600)]
     retention_hours: Option<u32>,
     /// `off` (default), `warn` or `enforce`.
     schema_validation: Option<SchemaValidation>,

@@ -59,6 +59,36 @@ where
         .map(|_| ())
 }
 
+/// What saving a cursor does to one already there.
+enum Existing {
+    Keep,
+    Replace,
+}
+
+async fn save_cursor(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    bus: &str,
+    sub: &SubKey,
+    cursor: u64,
+    existing: Existing,
+) -> LedgerResult<()> {
+    let conflict = match existing {
+        Existing::Keep => "DO NOTHING",
+        Existing::Replace => "DO UPDATE SET next_offset = excluded.next_offset",
+    };
+    sqlx::query(&format!(
+        "INSERT INTO delivery_cursors (bus, rule, target, next_offset) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (bus, rule, target) {conflict}"
+    ))
+    .bind(bus)
+    .bind(&sub.rule)
+    .bind(&sub.target)
+    .bind(to_i64(cursor))
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
 /// A subscription's cursor and entries, if it has a cursor.
 async fn load(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -98,16 +128,7 @@ async fn load(
 impl Ledger for MetaStore {
     async fn open(&self, bus: &str, sub: &SubKey, cursor: u64) -> LedgerResult<SubState> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO delivery_cursors (bus, rule, target, next_offset) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (bus, rule, target) DO NOTHING",
-        )
-        .bind(bus)
-        .bind(&sub.rule)
-        .bind(&sub.target)
-        .bind(to_i64(cursor))
-        .execute(&mut *tx)
-        .await?;
+        save_cursor(&mut tx, bus, sub, cursor, Existing::Keep).await?;
         let state = load(&mut tx, bus, sub).await?;
         tx.commit().await?;
         Ok(state.unwrap_or_default())
@@ -159,16 +180,7 @@ impl Ledger for MetaStore {
             insert_dead_letter(&mut *tx, dl).await?;
         }
         if let Some(cursor) = changes.cursor {
-            sqlx::query(
-                "INSERT INTO delivery_cursors (bus, rule, target, next_offset) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (bus, rule, target) DO UPDATE SET next_offset = excluded.next_offset",
-            )
-            .bind(bus)
-            .bind(&sub.rule)
-            .bind(&sub.target)
-            .bind(to_i64(cursor))
-            .execute(&mut *tx)
-            .await?;
+            save_cursor(&mut tx, bus, sub, cursor, Existing::Replace).await?;
         }
         tx.commit().await
     }
