@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-python3 bench/soak.py "${switchyard_bin:-$bin/switchyard}" "${1:-600}" "${2:-200}"
+exec python3 bench/soak.py "${switchyard_bin:-$bin/switchyard}" "${1:-600}" "${2:-200}"
