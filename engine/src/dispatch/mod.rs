@@ -319,11 +319,7 @@ impl BusDispatch {
     async fn events_of(&self, entries: Vec<Entry>) -> Vec<(Arc<Event>, Option<String>)> {
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
-            let event = match entry.event {
-                Some(json) => Some(Arc::new(Event::from_json(entry.offset, json.into_bytes()))),
-                None => self.read_one(entry.offset).await,
-            };
-            if let Some(event) = event {
+            if let Some(event) = self.event_of(&entry).await {
                 out.push((event, entry.origin.replay().map(str::to_owned)));
             }
         }
@@ -399,8 +395,20 @@ impl BusDispatch {
             .inc_by(n);
     }
 
+    /// The event a ledger entry delivers: the one it carries, or the log's at its offset
+    /// (`None` if the log no longer holds it).
+    pub async fn event_of(&self, entry: &Entry) -> Option<Arc<Event>> {
+        match &entry.event {
+            Some(json) => Some(Arc::new(Event::from_json(
+                entry.offset,
+                json.clone().into_bytes(),
+            ))),
+            None => self.read_one(entry.offset).await,
+        }
+    }
+
     /// The event at `offset`, if the log still holds it.
-    pub async fn read_one(&self, offset: u64) -> Option<Arc<Event>> {
+    async fn read_one(&self, offset: u64) -> Option<Arc<Event>> {
         let record = self
             .log
             .read(offset, 1)
@@ -538,14 +546,9 @@ impl BusDispatch {
             .subs()
             .get(&(key.rule.clone(), key.target.clone()))
             .cloned();
-        if let Some(sub) = sub {
-            let event = match &entry.event {
-                Some(json) => Arc::new(Event::from_json(entry.offset, json.clone().into_bytes())),
-                None => match self.read_one(entry.offset).await {
-                    Some(event) => event,
-                    None => return,
-                },
-            };
+        if let Some(sub) = sub
+            && let Some(event) = self.event_of(&entry).await
+        {
             sub.resend(event, entry).await;
         }
     }

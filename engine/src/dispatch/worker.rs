@@ -285,22 +285,16 @@ impl Worker {
     /// this one took over from), with their attempt counts and retry times.
     async fn restore(&mut self, entries: Vec<Entry>) {
         for entry in entries {
-            let event = match &entry.event {
-                Some(json) => Arc::new(Event::from_json(entry.offset, json.clone().into_bytes())),
-                None => match self.dispatch.read_one(entry.offset).await {
-                    Some(event) => event,
-                    None => {
-                        // The log no longer holds it (retention removed it meanwhile).
-                        tracing::warn!(bus = %self.dispatch.bus, rule = %self.sub.spec.rule, target = %self.sub.spec.target_id, offset = entry.offset, "a pending delivery's event is gone from the log; dropped");
-                        self.dispatch.count_dropped(
-                            &self.sub.spec.rule,
-                            &self.sub.spec.target_id,
-                            1,
-                        );
-                        self.resolved.push(entry.delivery_id);
-                        continue;
-                    }
-                },
+            let event = match self.dispatch.event_of(&entry).await {
+                Some(event) => event,
+                None => {
+                    // The log no longer holds it (retention removed it meanwhile).
+                    tracing::warn!(bus = %self.dispatch.bus, rule = %self.sub.spec.rule, target = %self.sub.spec.target_id, offset = entry.offset, "a pending delivery's event is gone from the log; dropped");
+                    self.dispatch
+                        .count_dropped(&self.sub.spec.rule, &self.sub.spec.target_id, 1);
+                    self.resolved.push(entry.delivery_id);
+                    continue;
+                }
             };
             let key: Key = (entry.offset, Arc::from(entry.delivery_id.as_str()));
             let partition_key = self.partition_key(&event);
