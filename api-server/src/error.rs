@@ -249,6 +249,10 @@ impl From<switchyard_event_store::LogError> for ApiError {
             switchyard_event_store::LogError::Closed => {
                 ApiError::new(Code::Unavailable, "the bus log is shutting down")
             }
+            e @ switchyard_event_store::LogError::Unavailable { .. } => {
+                tracing::warn!(error = %e, "the bus log is unavailable");
+                ApiError::new(Code::Unavailable, "the bus log is unavailable; try again")
+            }
             e @ (switchyard_event_store::LogError::Io { .. }
             | switchyard_event_store::LogError::Corrupt { .. }) => ApiError::internal(e),
         }

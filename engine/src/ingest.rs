@@ -76,6 +76,7 @@ impl Ingest {
         let appended = bus.log.append(records).await?;
         record_ingest_metrics(state, &bus.settings.name, &appended, &matched);
         if matched.iter().any(|m| !m.is_empty()) {
+            bus.dispatch.appended(&appended, &matched);
             bus.dispatch.wake();
         }
         bus.indexer.wake();

@@ -99,6 +99,10 @@ pub enum LogError {
     },
     #[error("the log is closed")]
     Closed,
+    /// The log's server (JetStream) could not be reached, did not answer in time or refused
+    /// the request; trying again later may succeed.
+    #[error("log backend unavailable: {reason}")]
+    Unavailable { reason: String },
 }
 
 /// An append-only, offset-addressed log of events: one per bus.

@@ -61,6 +61,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<impl IntoResponse> {
+    // Set afresh each time: a deleted rule, target or bus has no backlog left to show.
+    state.engine.metrics.backlog.clear();
     for bus in state.engine.buses.all() {
         let stats = bus.log.stats();
         let label = BusLabel {

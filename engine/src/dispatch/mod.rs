@@ -31,11 +31,12 @@ mod tests;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_event_store::{LogStore, Record};
+use switchyard_event_store::{Appended, LogStore, Record};
 use tokio::sync::Notify;
 
 use crate::ruleset::RuleSet;
@@ -112,6 +113,54 @@ impl SubSpecs {
     }
 }
 
+/// Per rule, how many events that matched it were appended to the log and how many the
+/// scanner has passed, both counted from `base` (the log's end when delivery started). A
+/// subscription knows the ordinal of the next matching event it has not taken, so its
+/// backlog past what it holds is `appended - ordinal`, exactly, without reading the log.
+#[derive(Default)]
+pub struct Counts {
+    base: AtomicU64,
+    appended: RwLock<HashMap<String, Arc<AtomicI64>>>,
+}
+
+impl Counts {
+    fn appended(&self, rule: &str) -> i64 {
+        self.appended
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rule)
+            .map_or(0, |n| n.load(Ordering::Acquire))
+    }
+
+    fn add(&self, rule: &str, n: i64) {
+        let known = self
+            .appended
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rule)
+            .cloned();
+        let counter = match known {
+            Some(counter) => counter,
+            None => self
+                .appended
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(rule.to_owned())
+                .or_default()
+                .clone(),
+        };
+        counter.fetch_add(n, Ordering::AcqRel);
+    }
+}
+
+/// The scanner's position, and per rule how many matching events it has passed since
+/// delivery started (the ordinal of the next one).
+#[derive(Default)]
+struct Scan {
+    next: u64,
+    passed: HashMap<String, i64>,
+}
+
 /// Why a subscription's pending deliveries were dropped.
 const RULE_DELETED: &str = "rule deleted";
 const TARGET_REMOVED: &str = "target removed";
@@ -126,7 +175,11 @@ pub struct BusDispatch {
     notify: Notify,
     /// The scanner's position: the next offset it will offer. Held while offering, so a
     /// catching-up subscription can attach at exactly this point.
-    scan: tokio::sync::Mutex<u64>,
+    scan: tokio::sync::Mutex<Scan>,
+    counts: Counts,
+    /// Subscriptions of disabled rules that have state from an earlier run: their backlog,
+    /// counted when delivery started.
+    paused: Mutex<HashMap<(String, String), u64>>,
     subs: Mutex<HashMap<(String, String), Arc<Sub>>>,
     /// Subscriptions stopped and maybe still finishing, by (rule, target): one made again
     /// for the same pair starts after it.
@@ -153,7 +206,12 @@ impl BusDispatch {
             log,
             journal: Arc::new(journal),
             notify: Notify::new(),
-            scan: tokio::sync::Mutex::new(next),
+            scan: tokio::sync::Mutex::new(Scan {
+                next,
+                passed: HashMap::new(),
+            }),
+            counts: Counts::default(),
+            paused: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
             retiring: Mutex::new(HashMap::new()),
             stopped: tokio::sync::watch::channel(false).0,
@@ -196,18 +254,104 @@ impl BusDispatch {
     /// its cursor; one without state starts at the log's end) and the scanner, at the end.
     pub async fn start(self: &Arc<Self>, specs: SubSpecs) -> anyhow::Result<()> {
         let next = self.log.bounds().next;
-        *self.scan.lock().await = next;
+        {
+            let mut scan = self.scan.lock().await;
+            scan.next = next;
+            scan.passed.clear();
+            self.counts.base.store(next, Ordering::Release);
+            self.counts
+                .appended
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        let wanted: HashSet<(String, String)> = specs.wanted.iter().map(SubSpec::key).collect();
         for spec in specs.wanted {
             // One without state (new since the last run) starts here.
             let key = SubKey::new(&spec.rule, &spec.target_id);
             self.ports.ledger.open(&self.bus, &key, next).await?;
             self.add_sub(spec);
         }
+        // Paused ones (their rule disabled) keep their state: count what it holds.
+        for key in self.ports.ledger.subscriptions(&self.bus).await? {
+            let pair = (key.rule.clone(), key.target.clone());
+            if wanted.contains(&pair) || !specs.known.contains(&pair) {
+                continue;
+            }
+            let state = self.ports.ledger.open(&self.bus, &key, next).await?;
+            let past = self.count_matching(&key.rule, state.cursor, next).await?;
+            // An entry past the cursor is also among the matching events read.
+            let ahead = state
+                .entries
+                .iter()
+                .filter(|e| e.origin == Origin::Log && e.offset >= state.cursor)
+                .count();
+            let n = state.entries.len() as i64 + past - ahead as i64;
+            guard(&self.paused).insert(pair, u64::try_from(n).unwrap_or(0));
+        }
         tokio::spawn(self.clone().scanner());
         Ok(())
     }
 
+    /// Counts events appended by ingest, for the backlog (see [`Counts`]).
+    pub fn appended(&self, appended: &[Appended], matched: &[Vec<String>]) {
+        let base = self.counts.base.load(Ordering::Acquire);
+        let mut per_rule: Vec<(&str, i64)> = Vec::new();
+        for (a, rules) in appended.iter().zip(matched) {
+            if let Appended::New { offset } = a
+                && *offset >= base
+            {
+                for rule in rules {
+                    match per_rule.iter_mut().find(|(r, _)| r == rule) {
+                        Some((_, n)) => *n += 1,
+                        None => per_rule.push((rule, 1)),
+                    }
+                }
+            }
+        }
+        for (rule, n) in per_rule {
+            self.counts.add(rule, n);
+        }
+    }
+
+    /// How many events on the log in `[from, to)` matched `rule`.
+    async fn count_matching(&self, rule: &str, from: u64, to: u64) -> anyhow::Result<i64> {
+        let mut n = 0i64;
+        let mut at = from;
+        while at < to {
+            let records = self.log.read(at, 1024).await?;
+            if records.is_empty() {
+                break;
+            }
+            for record in records {
+                if record.offset >= to {
+                    return Ok(n);
+                }
+                at = record.offset + 1;
+                if record.matched_rules.iter().any(|r| r == rule) {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// The ordinal of the first event matching `rule` at or after `offset`: counted from
+    /// the scanner's position and what it has passed, reading the log between the two.
+    async fn ordinal_at(&self, rule: &str, offset: u64) -> anyhow::Result<i64> {
+        let (next, passed) = {
+            let scan = self.scan.lock().await;
+            (scan.next, scan.passed.get(rule).copied().unwrap_or(0))
+        };
+        Ok(if offset <= next {
+            passed - self.count_matching(rule, offset, next).await?
+        } else {
+            passed + self.count_matching(rule, next, offset).await?
+        })
+    }
+
     fn add_sub(self: &Arc<Self>, spec: SubSpec) {
+        guard(&self.paused).remove(&spec.key());
         let predecessor = guard(&self.retiring).remove(&spec.key());
         let (sub, inbox) = Sub::new(spec, predecessor);
         self.subs().insert(sub.key(), sub.clone());
@@ -278,6 +422,7 @@ impl BusDispatch {
     async fn forget(self: &Arc<Self>, key: &(String, String), reason: &'static str) {
         // The subscription, and the ones it was taking over from: none may write again.
         let mut chain = Vec::new();
+        guard(&self.paused).remove(key);
         let mut next = guard(&self.retiring).remove(key);
         while let Some(sub) = next {
             sub.forget(reason).await;
@@ -451,19 +596,18 @@ impl BusDispatch {
         }
     }
 
-    /// Events not yet resolved for each subscription: `(rule, target, count)`.
+    /// Deliveries not yet resolved for each subscription, running or paused (its rule
+    /// disabled): `(rule, target, count)`.
     pub fn backlog(&self) -> Vec<(String, String, u64)> {
-        let next = self.log.bounds().next;
-        self.subs()
-            .values()
-            .map(|s| {
-                (
-                    s.spec.rule.clone(),
-                    s.spec.target_id.clone(),
-                    s.backlog(next),
-                )
-            })
-            .collect()
+        let mut out: HashMap<(String, String), u64> = guard(&self.paused).clone();
+        let running: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
+        // A stopped one not taken over is paused, with what it held when it stopped.
+        let stopped: Vec<Arc<Sub>> = guard(&self.retiring).values().cloned().collect();
+        for sub in stopped.iter().chain(&running) {
+            let n = sub.backlog(self.counts.appended(&sub.spec.rule));
+            out.insert(sub.key(), n);
+        }
+        out.into_iter().map(|((r, t), n)| (r, t, n)).collect()
     }
 
     /// Reads the log once, offering each event to the subscriptions of the rules it matched.
@@ -474,7 +618,7 @@ impl BusDispatch {
             if *stopped.borrow() {
                 return;
             }
-            let from = *self.scan.lock().await;
+            let from = self.scan.lock().await.next;
             let records = match self.log.read(from, CHUNK).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -493,27 +637,38 @@ impl BusDispatch {
             }
             let mut scan = self.scan.lock().await;
             let by_rule = self.subs_by_rule();
-            let mut pos = *scan;
+            let mut pos = scan.next;
             for record in records {
                 pos = record.offset + 1;
-                let targets: Vec<&Arc<Sub>> = record
-                    .matched_rules
-                    .iter()
-                    .filter_map(|r| by_rule.get(r.as_str()))
-                    .flatten()
-                    .filter(|s| s.wants(record.offset))
-                    .collect();
+                let mut targets: Vec<(&Arc<Sub>, i64)> = Vec::new();
+                for rule in &record.matched_rules {
+                    let ordinal = match scan.passed.get_mut(rule) {
+                        Some(passed) => {
+                            *passed += 1;
+                            *passed - 1
+                        }
+                        None => {
+                            scan.passed.insert(rule.clone(), 1);
+                            0
+                        }
+                    };
+                    let subs = by_rule.get(rule.as_str()).into_iter().flatten();
+                    targets.extend(
+                        subs.filter(|s| s.wants(record.offset))
+                            .map(|s| (s, ordinal)),
+                    );
+                }
                 if targets.is_empty() {
                     continue;
                 }
                 let value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
                 let offset = record.offset;
                 let event = Arc::new(Event { record, value });
-                for sub in targets {
-                    sub.offer(&event, offset);
+                for (sub, ordinal) in targets {
+                    sub.offer(&event, offset, ordinal);
                 }
             }
-            *scan = pos;
+            scan.next = pos;
             for subs in by_rule.values() {
                 for sub in subs {
                     sub.scanned_to(pos);
@@ -529,27 +684,42 @@ impl BusDispatch {
         &self,
         letters: Vec<crate::meta::DeadLetter>,
     ) -> Result<Vec<i64>, sqlx::Error> {
+        let subs = self.subs().clone();
         let (deliverable, orphans): (Vec<_>, Vec<_>) = letters
             .into_iter()
-            .partition(|dl| self.delivers_to(&dl.rule, &dl.target));
-        let made = self.ports.ledger.redrive(&self.bus, &deliverable).await?;
+            .partition(|dl| subs.contains_key(&(dl.rule.clone(), dl.target.clone())));
+        for dl in &deliverable {
+            if let Some(sub) = subs.get(&(dl.rule.clone(), dl.target.clone())) {
+                sub.handing(1);
+            }
+        }
+        let made = match self.ports.ledger.redrive(&self.bus, &deliverable).await {
+            Ok(made) => made,
+            Err(e) => {
+                for dl in &deliverable {
+                    if let Some(sub) = subs.get(&(dl.rule.clone(), dl.target.clone())) {
+                        sub.handed(1);
+                    }
+                }
+                return Err(e);
+            }
+        };
         for (key, entry) in made {
-            self.hand_over(&key, entry).await;
+            if let Some(sub) = subs.get(&(key.rule, key.target)) {
+                self.hand_over(sub, entry).await;
+            }
         }
         Ok(orphans.into_iter().map(|dl| dl.id).collect())
     }
 
     /// Gives a delivery already in the ledger to its subscription's worker. If the worker
-    /// is gone meanwhile, the entry waits in the ledger for the next one.
-    async fn hand_over(&self, key: &SubKey, entry: Entry) {
-        let sub = self
-            .subs()
-            .get(&(key.rule.clone(), key.target.clone()))
-            .cloned();
-        if let Some(sub) = sub
-            && let Some(event) = self.event_of(&entry).await
-        {
-            sub.resend(event, entry).await;
+    /// has stopped meanwhile, the entry waits in the ledger for the next one.
+    async fn hand_over(&self, sub: &Sub, entry: Entry) {
+        match self.event_of(&entry).await {
+            Some(event) => {
+                sub.resend(event, entry).await;
+            }
+            None => sub.handed(1),
         }
     }
 
@@ -570,9 +740,11 @@ impl BusDispatch {
     ) -> Result<u64, sqlx::Error> {
         let subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
         let mut entries = Vec::new();
+        let mut to = Vec::new();
         for (event, rules) in &events {
             for sub in subs.iter().filter(|s| rules.contains(&s.spec.rule)) {
                 let offset = event.record.offset;
+                to.push(sub.clone());
                 entries.push((
                     sub.ledger_key(),
                     Entry {
@@ -591,13 +763,23 @@ impl BusDispatch {
                 ));
             }
         }
-        self.ports
+        for sub in &to {
+            sub.handing(1);
+        }
+        if let Err(e) = self
+            .ports
             .ledger
             .replay_step(&self.bus, &entries, record)
-            .await?;
+            .await
+        {
+            for sub in &to {
+                sub.handed(1);
+            }
+            return Err(e);
+        }
         let made = entries.len() as u64;
-        for (key, entry) in entries {
-            self.hand_over(&key, entry).await;
+        for (sub, (_, entry)) in to.iter().zip(entries) {
+            self.hand_over(sub, entry).await;
         }
         Ok(made)
     }
@@ -616,8 +798,8 @@ impl BusDispatch {
     /// For a subscription catching up: attach if it has reached the scanner.
     async fn try_attach(&self, sub: &Sub, at: u64) -> bool {
         let scan = self.scan.lock().await;
-        if at >= *scan {
-            sub.attach(at, *scan);
+        if at >= scan.next {
+            sub.attach(at, scan.next);
             true
         } else {
             false

@@ -1,6 +1,6 @@
 //! Subscriptions: one per (rule, target), built from the rule set.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use switchyard_rules::Transform;
@@ -84,22 +84,35 @@ pub fn deliverer(settings: &KindSettings, ports: &Ports) -> Arc<dyn Target> {
     }
 }
 
+/// An offered event with its ordinal: how many events that matched the rule come before
+/// it on the log (counted from where the bus's delivery started; see [`super::Counts`]).
+pub type Offered = (Arc<Event>, i64);
+
+/// Not loaded yet: the subscription has no ordinal.
+const UNLOADED: i64 = i64::MIN;
+
 /// A running subscription, as the scanner and the bus see it; its worker owns the rest.
 pub struct Sub {
     pub spec: SubSpec,
-    tx: mpsc::Sender<Arc<Event>>,
+    tx: mpsc::Sender<Offered>,
     /// Offsets below this were resolved before the subscription started (its ledger cursor
     /// when it loaded; until then nothing is wanted).
     start: AtomicU64,
     attached: AtomicBool,
-    /// When detached: the first offset the worker must read itself.
+    /// When detached: the first offset the worker must read itself, and the ordinal of the
+    /// first matching event from there.
     resume_from: AtomicU64,
+    resume_ordinal: AtomicI64,
     /// When attached: the scanner has offered everything below this.
     scanned: AtomicU64,
-    /// As the worker last published them: deliveries it holds, and the log offset below
-    /// which it has taken everything (the backlog is the two, plus the log past the mark).
-    held: AtomicU64,
-    admitted: AtomicU64,
+    /// As the worker last published them: deliveries it holds, and the ordinal of the
+    /// first matching event it has not taken (the backlog is what it holds plus every
+    /// matching event from there on).
+    held: AtomicI64,
+    taken: AtomicI64,
+    /// Deliveries written to the ledger and on their way to the worker (a replay step, a
+    /// redrive).
+    handing: AtomicU64,
     stop: tokio::sync::watch::Sender<bool>,
     resend: mpsc::Sender<(Arc<Event>, Entry)>,
     /// Set by the worker when it has finished its in-flight deliveries, made its last
@@ -126,7 +139,7 @@ pub struct Leftovers {
 /// What a worker receives: offered events, and deliveries already in the ledger (replays,
 /// redrives) with their entries.
 pub struct Inbox {
-    pub events: mpsc::Receiver<Arc<Event>>,
+    pub events: mpsc::Receiver<Offered>,
     pub resends: mpsc::Receiver<(Arc<Event>, Entry)>,
 }
 
@@ -140,9 +153,11 @@ impl Sub {
             start: AtomicU64::new(u64::MAX),
             attached: AtomicBool::new(false),
             resume_from: AtomicU64::new(0),
+            resume_ordinal: AtomicI64::new(0),
             scanned: AtomicU64::new(0),
-            held: AtomicU64::new(0),
-            admitted: AtomicU64::new(u64::MAX),
+            held: AtomicI64::new(0),
+            taken: AtomicI64::new(UNLOADED),
+            handing: AtomicU64::new(0),
             stop: tokio::sync::watch::channel(false).0,
             resend,
             finished: tokio::sync::watch::channel(false).0,
@@ -173,17 +188,20 @@ impl Sub {
     }
 
     /// Loaded from the ledger: everything below `cursor` is resolved or held as an entry;
-    /// the worker reads the log itself from there until it reaches the scanner.
-    pub fn loaded(&self, cursor: u64) {
+    /// the worker reads the log itself from there (where the first matching event has
+    /// `ordinal`) until it reaches the scanner.
+    pub fn loaded(&self, cursor: u64, ordinal: i64) {
         self.resume_from.store(cursor, Ordering::Release);
-        self.admitted.store(cursor, Ordering::Release);
+        self.resume_ordinal.store(ordinal, Ordering::Release);
+        self.taken.store(ordinal, Ordering::Release);
         self.start.store(cursor, Ordering::Release);
     }
 
     /// The scanner hands over an event; a full window detaches the subscription.
-    pub fn offer(&self, event: &Arc<Event>, offset: u64) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(event.clone()) {
-            self.resume_from.store(offset, Ordering::Release);
+    pub fn offer(&self, event: &Arc<Event>, offset: u64, ordinal: i64) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send((event.clone(), ordinal))
+        {
+            self.resume_at(offset, ordinal);
             self.attached.store(false, Ordering::Release);
         }
     }
@@ -202,14 +220,36 @@ impl Sub {
         self.resume_from.load(Ordering::Acquire)
     }
 
-    pub fn resume_from_set(&self, offset: u64) {
+    pub fn resume_ordinal(&self) -> i64 {
+        self.resume_ordinal.load(Ordering::Acquire)
+    }
+
+    /// Where reading the log resumes: at `offset`, whose first matching event has `ordinal`.
+    pub fn resume_at(&self, offset: u64, ordinal: i64) {
+        self.resume_ordinal.store(ordinal, Ordering::Release);
         self.resume_from.store(offset, Ordering::Release);
     }
 
     /// Hands a delivery already in the ledger to the worker (waits while its inbox is
     /// full); `false` once the worker has stopped.
     pub async fn resend(&self, event: Arc<Event>, entry: Entry) -> bool {
-        self.resend.send((event, entry)).await.is_ok()
+        let sent = self.resend.send((event, entry)).await.is_ok();
+        self.handed(1);
+        sent
+    }
+
+    /// `n` deliveries are about to be written to the ledger for this subscription and
+    /// handed over (each [`Sub::resend`] or [`Sub::handed`] ends one).
+    pub fn handing(&self, n: u64) {
+        self.handing.fetch_add(n, Ordering::AcqRel);
+    }
+
+    pub fn handed(&self, n: u64) {
+        let _ = self
+            .handing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                Some(h.saturating_sub(n))
+            });
     }
 
     pub fn scanned(&self) -> u64 {
@@ -229,16 +269,33 @@ impl Sub {
         self.attached.store(true, Ordering::Release);
     }
 
-    /// Deliveries not yet resolved, given the log's next offset: those held, and every
-    /// event past the admitted mark (an upper bound for those: not all of them matched).
-    pub fn backlog(&self, next: u64) -> u64 {
-        self.held.load(Ordering::Acquire)
-            + next.saturating_sub(self.admitted.load(Ordering::Acquire))
+    /// Deliveries not yet resolved, given how many events matching the rule were
+    /// appended (the count [`super::Counts`] keeps): those the worker holds, those on their
+    /// way to it, and every matching event it has not taken yet. Before it has loaded, the
+    /// subscription it takes over from still has them.
+    pub fn backlog(&self, appended: i64) -> u64 {
+        let taken = self.taken.load(Ordering::Acquire);
+        if taken == UNLOADED {
+            return self.predecessor().map_or(0, |p| p.backlog(appended));
+        }
+        let queued = (self.resend.max_capacity() - self.resend.capacity()) as i64;
+        let handing = i64::try_from(self.handing.load(Ordering::Acquire)).unwrap_or(i64::MAX);
+        // Ingest counts an event just after the scanner may have seen it: never below 0.
+        let past = appended.saturating_sub(taken).max(0);
+        let n = self
+            .held
+            .load(Ordering::Acquire)
+            .saturating_add(queued)
+            .saturating_add(handing)
+            .saturating_add(past);
+        u64::try_from(n).unwrap_or(0)
     }
 
-    pub fn publish_progress(&self, held: usize, admitted: u64) {
-        self.held.store(held as u64, Ordering::Release);
-        self.admitted.store(admitted, Ordering::Release);
+    /// `held` may be below the window's size: restored deliveries the worker has not read
+    /// past are among the matching events it has not taken.
+    pub fn publish_progress(&self, held: i64, taken: i64) {
+        self.held.store(held, Ordering::Release);
+        self.taken.store(taken, Ordering::Release);
     }
 
     pub fn stop(&self) {

@@ -170,7 +170,9 @@ impl Bus {
                 }
             })
             .collect();
-        self.log.append(records).await.expect("appended");
+        let appended = self.log.append(records).await.expect("appended");
+        self.dispatch
+            .appended(&appended, &vec![vec![rule.to_owned()]; n]);
         self.dispatch.wake();
     }
 
@@ -402,7 +404,9 @@ async fn a_stuck_target_detaches_and_catches_up_without_delaying_another() {
             matched_rules: vec!["slow".to_owned(), "fast".to_owned()],
         })
         .collect();
-    bus.log.append(records).await.expect("appended");
+    let appended = bus.log.append(records).await.expect("appended");
+    let matched = vec![vec!["slow".to_owned(), "fast".to_owned()]; total];
+    bus.dispatch.appended(&appended, &matched);
     bus.dispatch.wake();
     until("the fast target has every event", || {
         fast.seen().len() == total
@@ -440,4 +444,199 @@ async fn cursors_survive_a_restart_of_delivery() {
             entries: vec![]
         })
     );
+}
+
+/// Appends `n` events: every third matches rule `r`, the next one rule `other`, the third
+/// none. Returns how many match `r`.
+async fn publish_mixed(bus: &Bus, dispatch: &BusDispatch, prefix: &str, n: usize) -> u64 {
+    let mut matched = Vec::new();
+    let records: Vec<NewRecord> = (0..n)
+        .map(|i| {
+            let rules = match i % 3 {
+                0 => vec!["r".to_owned()],
+                1 => vec!["other".to_owned()],
+                _ => vec![],
+            };
+            matched.push(rules.clone());
+            let id = format!("{prefix}{i}");
+            NewRecord {
+                source: "s".to_owned(),
+                payload: json!({"id": id}).to_string().into_bytes(),
+                id,
+                received_at_ms: switchyard_core::time::now_ms(),
+                matched_rules: rules,
+            }
+        })
+        .collect();
+    let appended = bus.log.append(records).await.expect("appended");
+    dispatch.appended(&appended, &matched);
+    dispatch.wake();
+    n.div_ceil(3) as u64
+}
+
+/// Delivery started again over the same log and ledger (a restart).
+async fn restarted(bus: &Bus, n: usize, specs: SubSpecs) -> Arc<BusDispatch> {
+    let journal =
+        Journal::open(&bus._dir.path().join(format!("journal-{n}"))).expect("the journal");
+    let dispatch = BusDispatch::new(
+        "b".to_owned(),
+        "b.0".to_owned(),
+        bus.log.clone(),
+        journal,
+        bus.dispatch.ports.clone(),
+    );
+    dispatch.start(specs).await.expect("delivery starts");
+    dispatch
+}
+
+fn backlog_of(dispatch: &BusDispatch) -> Vec<(String, String, u64)> {
+    let mut b = dispatch.backlog();
+    b.sort();
+    b
+}
+
+/// A target that refuses while `down`, then takes everything; with the ids it took.
+fn switchable(
+    down: Arc<std::sync::atomic::AtomicBool>,
+) -> (Arc<Scripted>, Arc<Mutex<Vec<String>>>) {
+    let took = Arc::new(Mutex::new(Vec::new()));
+    let record = took.clone();
+    let target = Scripted::new(move |id, _| {
+        if down.load(std::sync::atomic::Ordering::Acquire) {
+            Answer::Retryable(None)
+        } else {
+            record.lock().expect("the list").push(id.to_owned());
+            Answer::Ok
+        }
+    });
+    (target, took)
+}
+
+/// Retries every few seconds for as long as a test runs.
+fn patient(rule: &str, target: Arc<Scripted>) -> SubSpec {
+    let mut s = spec(rule, target);
+    s.policy = RetryPolicy {
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(5),
+        max_attempts: 100_000,
+        max_age: Duration::from_secs(86_400),
+    };
+    s
+}
+
+fn sorted(ids: &Mutex<Vec<String>>) -> Vec<String> {
+    let mut ids = ids.lock().expect("the list").clone();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn the_backlog_is_exactly_the_unresolved_deliveries_running_paused_and_after_a_restart() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bus = Bus::new().await;
+    let down = Arc::new(AtomicBool::new(true));
+    let (target, took) = switchable(down.clone());
+    bus.start(vec![patient("r", target.clone())]).await;
+    // More matching events than a window holds (the subscription detaches and reads the
+    // log itself), among events of another rule and of none.
+    let matching = publish_mixed(&bus, &bus.dispatch, "a", WINDOW * 6).await;
+    let want = |n| vec![("r".to_owned(), "t".to_owned(), n)];
+    until("the backlog counts every matching event", || {
+        backlog_of(&bus.dispatch) == want(matching)
+    })
+    .await;
+    assert_eq!(matching, 2 * WINDOW as u64);
+    // Paused (the rule disabled): its deliveries are still unresolved.
+    let known: std::collections::HashSet<(String, String)> =
+        [("r".to_owned(), "t".to_owned())].into();
+    let rules: std::collections::HashSet<String> = ["r".to_owned()].into();
+    let disabled = || SubSpecs {
+        wanted: vec![],
+        known: known.clone(),
+        rules: rules.clone(),
+    };
+    bus.dispatch.sync(disabled()).await;
+    until("paused, the backlog stays", || {
+        backlog_of(&bus.dispatch) == want(matching)
+    })
+    .await;
+    bus.dispatch.shutdown(Duration::from_secs(5)).await;
+    // After a restart, paused: counted from the ledger and the log.
+    let second = restarted(&bus, 2, disabled()).await;
+    assert_eq!(backlog_of(&second), want(matching));
+    // Enabled again: loaded and counted, more published meanwhile.
+    second
+        .sync(SubSpecs::of(vec![patient("r", target.clone())]))
+        .await;
+    let more = publish_mixed(&bus, &second, "b", 30).await;
+    until("enabled, the backlog counts both", || {
+        backlog_of(&second) == want(matching + more)
+    })
+    .await;
+    second.shutdown(Duration::from_secs(5)).await;
+    let third = restarted(&bus, 3, SubSpecs::of(vec![patient("r", target.clone())])).await;
+    until("after a restart, the same", || {
+        backlog_of(&third) == want(matching + more)
+    })
+    .await;
+    down.store(false, Ordering::Release);
+    until("everything delivered", || backlog_of(&third) == want(0)).await;
+    let mut expected: Vec<String> = (0..WINDOW * 6)
+        .step_by(3)
+        .map(|i| format!("a{i}"))
+        .chain((0..30).step_by(3).map(|i| format!("b{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        sorted(&took),
+        expected,
+        "each matching event delivered once"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_restored_past_the_cursor_is_counted_once_and_delivered_once() {
+    use super::ledger::{Changes, Entry, Ledger as _, Origin};
+    let bus = Bus::new().await;
+    publish_mixed(&bus, &bus.dispatch, "a", 30).await;
+    // As a crash can leave it: the cursor at offset 3, a written entry (a retry scheduled)
+    // for the matching event at offset 9.
+    let key = SubKey::new("r", "t");
+    bus.ledger.open("b", &key, 3).await.expect("opened");
+    let entry = Entry {
+        delivery_id: "b.0:9:r:t".to_owned(),
+        offset: 9,
+        origin: Origin::Log,
+        event: None,
+        attempts: 1,
+        next_attempt_ms: Some(switchyard_core::time::now_ms()),
+        last_error: Some("503".to_owned()),
+        generation: 0,
+    };
+    let changes = Changes {
+        cursor: None,
+        put: vec![entry],
+        resolved: vec![],
+        dead_letters: vec![],
+    };
+    bus.ledger
+        .commit("b", &key, &changes)
+        .await
+        .expect("committed");
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (target, took) = switchable(down.clone());
+    bus.start(vec![patient("r", target.clone())]).await;
+    // Matching events at 3, 6, …, 27: nine, the one at 9 among them.
+    until("nine pending", || {
+        backlog_of(&bus.dispatch) == vec![("r".to_owned(), "t".to_owned(), 9)]
+    })
+    .await;
+    down.store(false, std::sync::atomic::Ordering::Release);
+    until("all delivered", || {
+        backlog_of(&bus.dispatch) == vec![("r".to_owned(), "t".to_owned(), 0)]
+    })
+    .await;
+    let mut expected: Vec<String> = (3..30).step_by(3).map(|i| format!("a{i}")).collect();
+    expected.sort();
+    assert_eq!(sorted(&took), expected, "each once, a9 from its entry");
 }

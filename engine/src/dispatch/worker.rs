@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::journal::{Stage, TraceStep};
 use super::ledger::{Changes, Entry, FLUSH_INTERVAL, Origin, SubState};
 use super::retry_queue::RetryQueue;
-use super::subscription::{Inbox, Leftovers, Sub, WINDOW};
+use super::subscription::{Inbox, Leftovers, Offered, Sub, WINDOW};
 use super::{BusDispatch, Event, until_set};
 use crate::meta::DeadLetter;
 use crate::metrics::DeliveryLabels;
@@ -113,7 +113,7 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
         dead_lettered: counter("dead_lettered"),
     };
     let mut stopped = sub.stopped();
-    let Some(state) = load(&dispatch, &sub, &mut stopped).await else {
+    let Some((state, ordinal)) = load(&dispatch, &sub, &mut stopped).await else {
         // Stopped before it held anything: the ledger has it all.
         sub.mark_finished();
         return;
@@ -130,17 +130,18 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
         next_allowed: Instant::now(),
         next_flush: Instant::now() + FLUSH_INTERVAL,
         admitted: state.cursor,
+        taken: ordinal,
+        ahead: HashSet::new(),
         committed: state.cursor,
         resolved: Vec::new(),
         dead_letters: Vec::new(),
         sub,
     };
-    w.restore(state.entries).await;
+    w.restore(state.entries, state.cursor).await;
     loop {
         w.admit_deferred().await;
         w.note_admitted(&rx);
-        w.sub
-            .publish_progress(w.window.len() + w.deferred.len(), w.admitted);
+        w.publish_progress();
         w.start_ready();
         let catching_up = !w.sub.is_attached() && rx.is_empty() && w.window.len() < WINDOW;
         let next_retry = w.retries.next_due();
@@ -155,7 +156,10 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
                 }
             }
             _ = tokio::time::sleep_until(w.next_flush) => w.flush(false).await,
-            Some(event) = rx.recv(), if w.window.len() < WINDOW => w.admit(event, None).await,
+            Some((event, ordinal)) = rx.recv(), if w.window.len() < WINDOW => {
+                w.admit(event, None).await;
+                w.taken = w.taken.max(ordinal + 1);
+            }
             // Resends wait in the channel while the deferred ones are many: bounded both.
             Some((event, entry)) = resends.recv(), if w.window.len() < WINDOW && w.deferred.len() < WINDOW => w.admit(event, Some(entry)).await,
             _ = sleep_until(next_retry), if next_retry.is_some() => w.fire_retries(),
@@ -176,13 +180,13 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
     w.finish(rx, resends).await;
 }
 
-/// The subscription's ledger state, once its predecessor has finished; `None` if it was
-/// stopped first.
+/// The subscription's ledger state, once its predecessor has finished, and the ordinal of
+/// the first matching event at its cursor; `None` if it was stopped first.
 async fn load(
     dispatch: &BusDispatch,
     sub: &Sub,
     stopped: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<SubState> {
+) -> Option<(SubState, i64)> {
     if let Some(before) = sub.predecessor() {
         tokio::select! {
             _ = before.finished() => {}
@@ -193,14 +197,23 @@ async fn load(
     let key = sub.ledger_key();
     loop {
         let next = dispatch.log.bounds().next;
+        let opened = async {
+            let state = dispatch
+                .ports
+                .ledger
+                .open(&dispatch.bus, &key, next)
+                .await?;
+            let ordinal = dispatch.ordinal_at(&sub.spec.rule, state.cursor).await?;
+            anyhow::Ok((state, ordinal))
+        };
         let opened = tokio::select! {
-            opened = dispatch.ports.ledger.open(&dispatch.bus, &key, next) => opened,
+            opened = opened => opened,
             _ = until_set(stopped) => return None,
         };
         match opened {
-            Ok(state) => {
-                sub.loaded(state.cursor);
-                return Some(state);
+            Ok((state, ordinal)) => {
+                sub.loaded(state.cursor, ordinal);
+                return Some((state, ordinal));
             }
             Err(e) => {
                 tracing::error!(bus = %dispatch.bus, rule = %sub.spec.rule, target = %sub.spec.target_id, error = %e, "loading delivery state failed; trying again");
@@ -244,6 +257,13 @@ struct Worker {
     next_flush: Instant,
     /// Every log offset below this was taken into the window, resolved, or not matched.
     admitted: u64,
+    /// The ordinal of the first event matching the rule not taken yet (see
+    /// [`super::Counts`]).
+    taken: i64,
+    /// Offsets of restored log deliveries at or past the cursor that reading the log has not
+    /// passed yet: reading them again must not take them again (even once resolved), and
+    /// the backlog counts them among the matching events not taken.
+    ahead: HashSet<u64>,
     /// The cursor as last committed.
     committed: u64,
     /// Since the last commit: ids of ledger entries resolved, and dead letters written.
@@ -254,7 +274,7 @@ struct Worker {
 impl Worker {
     /// Moves the admitted mark: what the scanner has offered (once the inbox is empty), or
     /// how far catching up has read.
-    fn note_admitted(&mut self, rx: &mpsc::Receiver<Arc<Event>>) {
+    fn note_admitted(&mut self, rx: &mpsc::Receiver<Offered>) {
         let mark = if self.sub.is_attached() {
             // Read the scanner's mark before looking at the channel: whatever it offered
             // before setting the mark is either in the channel or already taken.
@@ -281,9 +301,16 @@ impl Worker {
         ))
     }
 
+    /// What the backlog gauge reads: deliveries held, and where taking matching events is.
+    fn publish_progress(&self) {
+        // Restored deliveries not passed yet are among the matching events not taken.
+        let held = (self.window.len() + self.deferred.len()) as i64 - self.ahead.len() as i64;
+        self.sub.publish_progress(held, self.taken);
+    }
+
     /// Takes back the entries the ledger holds (after a restart, or from the subscription
     /// this one took over from), with their attempt counts and retry times.
-    async fn restore(&mut self, entries: Vec<Entry>) {
+    async fn restore(&mut self, entries: Vec<Entry>, cursor: u64) {
         for entry in entries {
             let event = match self.dispatch.event_of(&entry).await {
                 Some(event) => event,
@@ -319,6 +346,9 @@ impl Worker {
                         .schedule(key.clone(), Duration::from_millis(wait));
                 }
                 None => self.ready.push_back(key.clone()),
+            }
+            if task.origin == Origin::Log && task.event.record.offset >= cursor {
+                self.ahead.insert(task.event.record.offset);
             }
             self.window.insert(key, task);
         }
@@ -403,7 +433,7 @@ impl Worker {
     /// one or the other.
     async fn finish(
         mut self,
-        mut rx: mpsc::Receiver<Arc<Event>>,
+        mut rx: mpsc::Receiver<Offered>,
         mut resends: mpsc::Receiver<(Arc<Event>, Entry)>,
     ) {
         if self.sub.forgotten().is_none() {
@@ -415,7 +445,7 @@ impl Worker {
             for task in std::mem::take(&mut self.window).into_values() {
                 held.push((task.event, task.origin.replay().map(str::to_owned)));
             }
-            while let Ok(event) = rx.try_recv() {
+            while let Ok((event, _)) = rx.try_recv() {
                 held.push((event, None));
             }
             for (event, entry) in std::mem::take(&mut self.deferred) {
@@ -436,6 +466,9 @@ impl Worker {
                 scan_from: scan_from.max(self.admitted),
             });
         }
+        // Stopped, not deleted: what it holds stays its backlog (paused, or until the
+        // subscription taking over has loaded).
+        self.publish_progress();
         self.sub.mark_finished();
         drop(turn);
     }
@@ -446,14 +479,11 @@ impl Worker {
         let offset = event.record.offset;
         let (key, origin, generation, attempts, durable) = match resent {
             None => {
-                if offset < self.sub.start() {
+                if offset < self.sub.start() || self.ahead.remove(&offset) {
+                    // Resolved before the cursor, or restored from the ledger already.
                     return;
                 }
                 let key = (offset, self.log_delivery_id(offset));
-                if self.window.contains_key(&key) {
-                    // Restored from the ledger already.
-                    return;
-                }
                 (key, Origin::Log, 0, 0, Durable::Young)
             }
             Some(entry) => {
@@ -767,6 +797,7 @@ impl Worker {
     /// Detached: read the log directly from where the scanner stopped offering to us.
     async fn catch_up(&mut self) {
         let from = self.sub.resume_from();
+        let mut ordinal = self.sub.resume_ordinal();
         let records = match self.dispatch.log.read(from, WINDOW).await {
             Ok(r) => r,
             Err(e) => {
@@ -792,9 +823,11 @@ impl Worker {
             {
                 let value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
                 self.admit(Arc::new(Event { record, value }), None).await;
+                ordinal += 1;
+                self.taken = self.taken.max(ordinal);
             }
         }
-        self.sub.resume_from_set(next);
+        self.sub.resume_at(next, ordinal);
         self.dispatch.try_attach(&self.sub, next).await;
     }
 
