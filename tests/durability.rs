@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::support::{Backend, Server, event};
 
 /// Every id in the bus, read back through the API.
-async fn stored_ids(s: &Server, bus: &str) -> Vec<String> {
+pub(crate) async fn stored_ids(s: &Server, bus: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

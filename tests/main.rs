@@ -11,6 +11,7 @@ mod durability;
 mod functions;
 mod hardening;
 mod hardening_ingest;
+mod jetstream;
 mod keys;
 mod ledger;
 mod ops;

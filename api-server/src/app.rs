@@ -36,6 +36,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         dedup_window_ms: i64::try_from(config.dedup_window_seconds.saturating_mul(1000))
             .unwrap_or(i64::MAX),
         segment_bytes: config.segment_bytes,
+        log: config.log_config().map_err(anyhow::Error::msg)?,
         limits: Limits {
             max_event_bytes: config.max_event_bytes,
             max_batch_events: config.max_batch_events,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use switchyard_engine::LogConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,9 +38,20 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// Bus log backend: `embedded` (segment files in the data dir).
+    /// Bus log backend: `embedded` (segment files in the data dir), or NATS JetStream at
+    /// `nats://host:port[,nats://host:port…]` (a stream per bus).
     #[arg(long, env = "SWITCHYARD_LOG", default_value = "embedded")]
     pub log: String,
+
+    /// With a JetStream log: copies of each bus's stream (1 to 5), set when it is created.
+    #[arg(long, env = "SWITCHYARD_LOG_REPLICAS", default_value_t = 1)]
+    pub log_replicas: usize,
+
+    /// With a JetStream log: streams are `<prefix>_<bus>` on subjects `<prefix>.<bus>.>`.
+    /// Deployments sharing one NATS account need different prefixes; the nodes of one
+    /// cluster share theirs. Letters, digits and `-`.
+    #[arg(long, env = "SWITCHYARD_LOG_PREFIX", default_value = "switchyard")]
+    pub log_prefix: String,
 
     /// `enabled`: every /v1 call needs `Authorization: Bearer <key>`. `disabled` is only
     /// allowed on a loopback listen address.
@@ -120,12 +132,7 @@ impl ServeConfig {
                 self.listen
             ));
         }
-        if self.log != "embedded" {
-            return Err(format!(
-                "--log {:?} is not supported by this build: only \"embedded\" is (JetStream logs are not built yet)",
-                self.log
-            ));
-        }
+        self.log_config()?;
         for cidr in &self.target_allow_cidr {
             cidr.parse::<switchyard_targets::Cidr>()
                 .map_err(|e| format!("--target-allow-cidr: {e}"))?;
@@ -153,6 +160,48 @@ impl ServeConfig {
                 .filter_map(|c| c.parse().ok())
                 .collect(),
         }
+    }
+
+    /// The bus log backend `--log` names, checked.
+    pub fn log_config(&self) -> Result<LogConfig, String> {
+        if self.log == "embedded" {
+            return Ok(LogConfig::Embedded);
+        }
+        let servers: Vec<String> = self.log.split(',').map(|s| s.trim().to_owned()).collect();
+        for server in &servers {
+            let Some(rest) = server.strip_prefix("nats://") else {
+                return Err(format!(
+                    "--log {:?}: expected \"embedded\" or nats://host:port[,nats://host:port…]",
+                    self.log
+                ));
+            };
+            if rest.is_empty() || rest.contains('/') {
+                return Err(format!("--log: {server:?} is not nats://host:port"));
+            }
+        }
+        if !(1..=5).contains(&self.log_replicas) {
+            return Err(format!(
+                "--log-replicas must be 1 to 5, not {}",
+                self.log_replicas
+            ));
+        }
+        if self.log_prefix.is_empty()
+            || self.log_prefix.len() > 64
+            || !self
+                .log_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(format!(
+                "--log-prefix {:?}: 1 to 64 ASCII letters, digits or '-'",
+                self.log_prefix
+            ));
+        }
+        Ok(LogConfig::JetStream {
+            servers,
+            replicas: self.log_replicas,
+            prefix: self.log_prefix.clone(),
+        })
     }
 
     pub fn database_url(&self) -> String {

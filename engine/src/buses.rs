@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use switchyard_event_store::{
-    EventIndex, LogError, LogOptions, LogStore, SegmentedLog, SegmentedOptions,
+    EventIndex, JetStreamLog, JetStreamOptions, LogError, LogOptions, LogStore, SegmentedLog,
+    SegmentedOptions,
 };
 
 use crate::dispatch::{BusDispatch, Journal, Ports};
@@ -56,9 +57,35 @@ impl Bus {
     }
 }
 
+/// Where the bus logs are kept.
+#[derive(Clone)]
+pub enum LogBackend {
+    /// Segment files in each bus's directory.
+    Embedded(SegmentedOptions),
+    /// One JetStream stream per bus (`JetStreamLog`), through this connection.
+    JetStream {
+        client: async_nats::Client,
+        options: JetStreamOptions,
+    },
+}
+
+impl LogBackend {
+    /// `Err` with the reason while the log backend cannot be reached (never for the
+    /// embedded one).
+    pub fn ready(&self) -> Result<(), String> {
+        match self {
+            LogBackend::Embedded(_) => Ok(()),
+            LogBackend::JetStream { client, .. } => match client.connection_state() {
+                async_nats::connection::State::Connected => Ok(()),
+                state => Err(format!("JetStream is not connected ({state})")),
+            },
+        }
+    }
+}
+
 pub struct Buses {
     root: PathBuf,
-    options: SegmentedOptions,
+    backend: LogBackend,
     ports: Ports,
     open: RwLock<BTreeMap<String, Arc<Bus>>>,
     /// See [`Buses::lifecycle`].
@@ -72,7 +99,7 @@ impl Buses {
     pub async fn open(
         meta: &MetaStore,
         root: PathBuf,
-        options: SegmentedOptions,
+        backend: LogBackend,
         now_ms: i64,
         ports: Ports,
     ) -> anyhow::Result<Buses> {
@@ -87,9 +114,9 @@ impl Buses {
             meta.put_bus(&default, now_ms).await?;
             settings.push(default);
         }
-        let buses = Buses::new(root, options, ports);
+        let buses = Buses::new(root, backend, ports);
         for s in settings {
-            buses.install(s)?;
+            buses.install(s).await?;
         }
         for (rule, unreadable) in meta.list_rules().await? {
             let Some(bus) = buses.get(&rule.bus) else {
@@ -117,10 +144,10 @@ impl Buses {
     }
 
     /// No buses yet: each [`Buses::install`]ed one keeps its files under `root/<name>/`.
-    pub fn new(root: PathBuf, options: SegmentedOptions, ports: Ports) -> Buses {
+    pub fn new(root: PathBuf, backend: LogBackend, ports: Ports) -> Buses {
         Buses {
             root,
-            options,
+            backend,
             ports,
             open: RwLock::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -148,8 +175,12 @@ impl Buses {
         self.read().values().cloned().collect()
     }
 
+    pub fn backend(&self) -> &LogBackend {
+        &self.backend
+    }
+
     /// Opens (or re-configures) a bus whose settings were just stored.
-    pub fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
+    pub async fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
         let (log, rules, dispatch, indexer, delivery_indexer) = match self.get(&settings.name) {
             Some(existing) => (
                 existing.log.clone(),
@@ -160,8 +191,7 @@ impl Buses {
             ),
             None => {
                 let dir = self.root.join(&settings.name);
-                let log: Arc<dyn LogStore> =
-                    Arc::new(SegmentedLog::open(&dir.join("log"), self.options)?);
+                let log = self.open_log(&settings.name, &dir).await?;
                 let journal = Journal::open(&dir.join("journal"))?;
                 let journal_log = journal.log();
                 let dispatch = BusDispatch::new(
@@ -198,7 +228,23 @@ impl Buses {
         Ok(bus)
     }
 
-    /// Closes a deleted bus's log and removes its files.
+    async fn open_log(
+        &self,
+        name: &str,
+        dir: &std::path::Path,
+    ) -> Result<Arc<dyn LogStore>, LogError> {
+        Ok(match &self.backend {
+            LogBackend::Embedded(options) => {
+                Arc::new(SegmentedLog::open(&dir.join("log"), *options)?)
+            }
+            LogBackend::JetStream { client, options } => {
+                let js = async_nats::jetstream::new(client.clone());
+                Arc::new(JetStreamLog::open(js, name, options.clone()).await?)
+            }
+        })
+    }
+
+    /// Closes a deleted bus's log and removes its files (and its stream).
     pub async fn remove(&self, name: &str) -> Result<(), LogError> {
         let removed = self.write().remove(name);
         if let Some(bus) = removed {
@@ -207,6 +253,10 @@ impl Buses {
             bus.delivery_indexer.shutdown().await;
             bus.log.close().await?;
             bus.dispatch.journal.close().await?;
+        }
+        if let LogBackend::JetStream { client, options } = &self.backend {
+            let js = async_nats::jetstream::new(client.clone());
+            JetStreamLog::delete(&js, &options.prefix, name, options.timeout).await?;
         }
         let dir = self.root.join(name);
         match std::fs::remove_dir_all(&dir) {

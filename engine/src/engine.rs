@@ -14,9 +14,9 @@ use switchyard_targets::{AddressPolicy, DeliveryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use switchyard_event_store::LogError;
+use switchyard_event_store::{JetStreamOptions, LogError, LogOptions};
 
-use crate::buses::{Bus, Buses};
+use crate::buses::{Bus, Buses, LogBackend};
 use crate::dispatch::ports::PublishRequest;
 use crate::dispatch::{Ports, Publisher};
 use crate::functions::Functions;
@@ -114,6 +114,7 @@ pub struct EngineConfig {
     /// A repeated `(source, id)` within this window is a duplicate.
     pub dedup_window_ms: i64,
     pub segment_bytes: u64,
+    pub log: LogConfig,
     pub limits: Limits,
     pub address_policy: AddressPolicy,
     pub schema_discovery: bool,
@@ -121,6 +122,23 @@ pub struct EngineConfig {
     /// How often retention drops old events and journal entries.
     pub retention_interval: Duration,
 }
+
+/// Where bus logs are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogConfig {
+    /// Segment files in the data dir.
+    Embedded,
+    /// NATS JetStream at these servers (`nats://host:port`), a stream per bus named
+    /// `<prefix>_<bus>` with `replicas` copies.
+    JetStream {
+        servers: Vec<String>,
+        replicas: usize,
+        prefix: String,
+    },
+}
+
+/// How long connecting to NATS at start may take, and every JetStream request.
+const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Engine {
     pub meta: MetaStore,
@@ -178,11 +196,40 @@ impl Engine {
             http_client: http_client.clone(),
             address_policy: config.address_policy.clone(),
         };
-        let log_options = Buses::log_options(config.dedup_window_ms, config.segment_bytes);
+        let backend = match &config.log {
+            LogConfig::Embedded => LogBackend::Embedded(Buses::log_options(
+                config.dedup_window_ms,
+                config.segment_bytes,
+            )),
+            LogConfig::JetStream {
+                servers,
+                replicas,
+                prefix,
+            } => {
+                let client = async_nats::ConnectOptions::new()
+                    .name("switchyard")
+                    .connection_timeout(NATS_TIMEOUT)
+                    .request_timeout(Some(NATS_TIMEOUT))
+                    .connect(servers.as_slice())
+                    .await
+                    .with_context(|| format!("connecting to NATS at {}", servers.join(",")))?;
+                LogBackend::JetStream {
+                    client,
+                    options: JetStreamOptions {
+                        log: LogOptions {
+                            dedup_window_ms: config.dedup_window_ms,
+                        },
+                        replicas: *replicas,
+                        prefix: prefix.clone(),
+                        timeout: NATS_TIMEOUT,
+                    },
+                }
+            }
+        };
         let buses = Buses::open(
             &meta,
             config.data_dir.join("buses"),
-            log_options,
+            backend,
             now_ms(),
             ports,
         )
@@ -243,7 +290,7 @@ impl Engine {
     pub async fn put_bus(&self, settings: BusSettings) -> Result<(bool, Arc<Bus>), StoreError> {
         let _turn = self.buses.lifecycle().await;
         let created = self.meta.put_bus(&settings, now_ms()).await?;
-        let bus = self.buses.install(settings)?;
+        let bus = self.buses.install(settings).await?;
         if created {
             bus.start()
                 .await

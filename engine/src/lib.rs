@@ -25,5 +25,6 @@ mod testing;
 pub mod webhooks;
 
 pub use engine::{
-    Engine, EngineConfig, FunctionInUse, NewRule, RedriveAll, Redriven, RuleError, StoreError,
+    Engine, EngineConfig, FunctionInUse, LogConfig, NewRule, RedriveAll, Redriven, RuleError,
+    StoreError,
 };

@@ -12,7 +12,7 @@ use switchyard_core::Name;
 use switchyard_core::cloudevent::parse_structured;
 use switchyard_engine::NewRule;
 use switchyard_engine::meta::{BusSettings, SchemaValidation};
-use switchyard_engine::{Engine, EngineConfig, RuleError};
+use switchyard_engine::{Engine, EngineConfig, LogConfig, RuleError};
 
 const LIMITS: Limits = Limits {
     max_event_bytes: 256 * 1024,
@@ -20,7 +20,12 @@ const LIMITS: Limits = Limits {
 };
 
 async fn engine(dir: &std::path::Path) -> Arc<Engine> {
+    engine_on(dir, LogConfig::Embedded).await
+}
+
+async fn engine_on(dir: &std::path::Path, log: LogConfig) -> Arc<Engine> {
     let config = EngineConfig {
+        log,
         data_dir: dir.to_path_buf(),
         database_url: format!("sqlite://{}?mode=rwc", dir.join("meta.db").display()),
         dedup_window_ms: 3_600_000,
@@ -95,8 +100,37 @@ async fn rules_are_stored_matched_paused_and_deleted_through_the_engine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bus_target_forwards_through_the_publisher() {
+    forwards_through_the_publisher(LogConfig::Embedded).await;
+}
+
+/// The same on bus logs in JetStream (the machine's NATS), streams removed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_target_forwards_through_the_publisher_on_jetstream() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos();
+    let prefix = format!("sy-engine-{}-{nanos}", std::process::id());
+    forwards_through_the_publisher(LogConfig::JetStream {
+        servers: vec!["nats://127.0.0.1:4222".to_owned()],
+        replicas: 1,
+        prefix: prefix.clone(),
+    })
+    .await;
+    let client = async_nats::connect("127.0.0.1:4222")
+        .await
+        .expect("NATS with JetStream runs at 127.0.0.1:4222");
+    let js = async_nats::jetstream::new(client);
+    // The audit bus's stream went with the bus; the default bus's is still there.
+    assert!(js.get_stream(format!("{prefix}_audit")).await.is_err());
+    js.delete_stream(format!("{prefix}_default"))
+        .await
+        .expect("the default bus's stream");
+}
+
+async fn forwards_through_the_publisher(log: LogConfig) {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let engine = engine(dir.path()).await;
+    let engine = engine_on(dir.path(), log).await;
     let (created, audit) = engine
         .put_bus(BusSettings {
             name: "audit".to_owned(),

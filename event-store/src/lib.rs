@@ -4,9 +4,12 @@
 //! the reference implementation (tests, reasoning); [`SegmentedLog`] is the embedded,
 //! durable one: CRC-framed records in segment files, one writer thread doing group commit,
 //! crash recovery that cuts an unacknowledged tail, and an id index for lookups and dedup.
-//! Both pass the shared suite in `testsuite`; a new backend is done when it does too.
+//! [`JetStreamLog`] keeps each bus in a NATS JetStream stream, for a cluster of servers
+//! sharing their buses. All pass the shared suite in `testsuite`; a new backend is done when
+//! it does too.
 
 mod index;
+mod jetstream;
 mod log;
 mod memory;
 mod segmented;
@@ -15,6 +18,7 @@ mod segmented;
 mod testsuite;
 
 pub use index::{EventIndex, FieldRef, Filter, IndexDoc, IndexError, MAX_BUCKETS, Scalar};
+pub use jetstream::{JetStreamLog, JetStreamOptions};
 pub use log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 pub use memory::MemoryLog;
 pub use segmented::{SegmentedLog, SegmentedOptions};

@@ -39,10 +39,19 @@ async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: the metadata store answers.
+/// Readiness: the metadata store answers and the log backend (JetStream) is connected.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Status), (status = 503)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if let Err(reason) = state.engine.buses.backend().ready() {
+        tracing::warn!(reason = %reason, "the bus log backend is not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"error": {"code": "unavailable", "message": "the bus log backend is not reachable"}}),
+            ),
+        );
+    }
     match state.engine.meta.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!(Status { status: "ready" }))),
         Err(e) => {

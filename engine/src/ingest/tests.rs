@@ -43,7 +43,7 @@ async fn fixture(validation: SchemaValidation) -> Fixture {
     meta.close().await;
     let buses = Buses::new(
         dir.path().join("buses"),
-        Buses::log_options(60_000, 1 << 20),
+        crate::buses::LogBackend::Embedded(Buses::log_options(60_000, 1 << 20)),
         ports,
     );
     let bus = buses
@@ -53,6 +53,7 @@ async fn fixture(validation: SchemaValidation) -> Fixture {
             retention_hours: 24,
             schema_validation: validation,
         })
+        .await
         .expect("the bus");
     let rule = StoredRule {
         bus: "b".to_owned(),
