@@ -14,10 +14,10 @@ use crate::receiver::{Receiver, eventually};
 use crate::support::{Backend, Server, event};
 
 /// The machine's NATS, with JetStream.
-const NATS: &str = "nats://127.0.0.1:4222";
+pub(crate) const NATS: &str = "nats://127.0.0.1:4222";
 
 /// A stream prefix no other test (or run) uses.
-fn unique_prefix() -> String {
+pub(crate) fn unique_prefix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -33,7 +33,7 @@ async fn jetstream(url: &str) -> async_nats::jetstream::Context {
 }
 
 /// Deletes the streams a test made (bus names given).
-async fn delete_streams(url: &str, prefix: &str, buses: &[&str]) {
+pub(crate) async fn delete_streams(url: &str, prefix: &str, buses: &[&str]) {
     let js = jetstream(url).await;
     for bus in buses {
         let _ = js.delete_stream(format!("{prefix}_{bus}")).await;

@@ -5,6 +5,7 @@ mod support;
 
 mod analytics;
 mod buses;
+mod cluster;
 mod console;
 mod delivery;
 mod durability;

@@ -112,6 +112,17 @@ impl Server {
 
     /// Starts with extra flags and environment variables.
     pub async fn start_with_env(backend: Backend, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_seeded(backend, args, env, &[]).await
+    }
+
+    /// Starts with these files (name, contents) in the data dir first, e.g. another node's
+    /// `admin.key`.
+    pub async fn start_seeded(
+        backend: Backend,
+        args: &[&str],
+        env: &[(&str, &str)],
+        files: &[(&str, String)],
+    ) -> Server {
         let db = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create().await),
@@ -129,8 +140,16 @@ impl Server {
                 .collect(),
             client: reqwest::Client::new(),
         };
+        for (name, contents) in files {
+            std::fs::write(server.dir.path().join(name), contents).unwrap();
+        }
         server.launch().await;
         server
+    }
+
+    /// The PostgreSQL database this server's metadata is in (`Backend::Postgres`).
+    pub fn db_url(&self) -> Option<String> {
+        self.db.as_ref().map(PgDatabase::url)
     }
 
     /// Sets an environment variable for the next launch (a restart).

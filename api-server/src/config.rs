@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use switchyard_engine::LogConfig;
+use switchyard_engine::{ClusterConfig, LogConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +52,16 @@ pub struct ServeConfig {
     /// cluster share theirs. Letters, digits and `-`.
     #[arg(long, env = "SWITCHYARD_LOG_PREFIX", default_value = "switchyard")]
     pub log_prefix: String,
+
+    /// With a JetStream log (nodes share the buses): this node's id, unique among them.
+    /// Default: made at start.
+    #[arg(long, env = "SWITCHYARD_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// With a JetStream log: how long a node's delivery leases last unless renewed; a node
+    /// that dies hands its deliveries to the others after this.
+    #[arg(long, env = "SWITCHYARD_LEASE_SECONDS", default_value_t = 10)]
+    pub lease_seconds: u64,
 
     /// `enabled`: every /v1 call needs `Authorization: Bearer <key>`. `disabled` is only
     /// allowed on a loopback listen address.
@@ -201,6 +211,21 @@ impl ServeConfig {
             servers,
             replicas: self.log_replicas,
             prefix: self.log_prefix.clone(),
+        })
+    }
+
+    /// With a JetStream log, this node's place among the nodes sharing the buses.
+    pub fn cluster_config(&self) -> Option<ClusterConfig> {
+        if self.log == "embedded" {
+            return None;
+        }
+        let node = self
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{:016x}", fastrand::u64(..)));
+        Some(ClusterConfig {
+            node,
+            lease: std::time::Duration::from_secs(self.lease_seconds.clamp(2, 3600)),
         })
     }
 

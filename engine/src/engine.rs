@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 use switchyard_event_store::{JetStreamOptions, LogError, LogOptions};
 
 use crate::buses::{Bus, Buses, LogBackend};
+use crate::cluster::Membership;
+use crate::dispatch::ownership::Ownership;
 use crate::dispatch::ports::PublishRequest;
 use crate::dispatch::{Ports, Publisher};
 use crate::functions::Functions;
@@ -115,6 +117,9 @@ pub struct EngineConfig {
     pub dedup_window_ms: i64,
     pub segment_bytes: u64,
     pub log: LogConfig,
+    /// When several nodes share the buses: this node's id and how long its delivery
+    /// leases last (see `crate::cluster`). `None`: this node delivers everything.
+    pub cluster: Option<ClusterConfig>,
     pub limits: Limits,
     pub address_policy: AddressPolicy,
     pub schema_discovery: bool,
@@ -137,6 +142,14 @@ pub enum LogConfig {
     },
 }
 
+/// This node in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Unique among the nodes sharing the metadata store.
+    pub node: String,
+    pub lease: Duration,
+}
+
 /// How long connecting to NATS at start may take, and every JetStream request.
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -156,6 +169,9 @@ pub struct Engine {
     /// A repeated `(source, id)` within this window is a duplicate: retention keeps events
     /// at least this long.
     dedup_window_ms: i64,
+    /// When several nodes share the buses.
+    membership: Option<Arc<Membership>>,
+    cluster_task: Mutex<Option<JoinHandle<()>>>,
     /// Taken by [`Engine::start`].
     publishes: Mutex<Option<mpsc::Receiver<PublishRequest>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -187,7 +203,14 @@ impl Engine {
         let http_client = switchyard_targets::http::client(config.address_policy.clone())
             .map_err(anyhow::Error::msg)?;
         let (publish, publishes) = Publisher::channel();
+        let membership = config.cluster.as_ref().map(|c| {
+            Arc::new(Membership {
+                ownership: Arc::new(Ownership::new(c.node.clone())),
+                lease: c.lease,
+            })
+        });
         let ports = Ports {
+            ownership: membership.as_ref().map(|m| m.ownership.clone()),
             ledger: Arc::new(meta.clone()),
             publish,
             metrics: metrics.clone(),
@@ -253,6 +276,8 @@ impl Engine {
             retention_interval: config.retention_interval,
             dedup_window_ms: config.dedup_window_ms,
             publishes: Mutex::new(Some(publishes)),
+            membership,
+            cluster_task: Mutex::new(None),
             background: Mutex::new(Vec::new()),
         })
     }
@@ -269,6 +294,10 @@ impl Engine {
             background.push(tokio::spawn(self.clone().serve_publishes(publishes)));
         }
         background.push(tokio::spawn(self.clone().retention_loop()));
+        if let Some(m) = &self.membership {
+            *lock(&self.cluster_task) =
+                Some(tokio::spawn(crate::cluster::run(self.clone(), m.clone())));
+        }
         lock(&self.background).extend(background);
         Ok(())
     }
@@ -276,7 +305,14 @@ impl Engine {
     /// Stops in order: deliveries finish (bounded) and save their cursors, then publishing
     /// between buses stops, then indexers, logs and the metadata store close.
     pub async fn close(&self) {
+        // No lease is taken or given up meanwhile; this node's go once its workers wrote all.
+        if let Some(task) = lock(&self.cluster_task).take() {
+            task.abort();
+        }
         self.buses.stop_delivery(SHUTDOWN_GRACE).await;
+        if let Some(m) = &self.membership {
+            crate::cluster::leave(self, m).await;
+        }
         for task in lock(&self.background).drain(..) {
             task.abort();
         }

@@ -5,6 +5,7 @@
 //! wires an [`Engine`] and maps requests onto it.
 
 pub mod buses;
+pub mod cluster;
 pub mod dispatch;
 mod engine;
 pub mod events;
@@ -25,6 +26,6 @@ mod testing;
 pub mod webhooks;
 
 pub use engine::{
-    Engine, EngineConfig, FunctionInUse, LogConfig, NewRule, RedriveAll, Redriven, RuleError,
-    StoreError,
+    ClusterConfig, Engine, EngineConfig, FunctionInUse, LogConfig, NewRule, RedriveAll, Redriven,
+    RuleError, StoreError,
 };

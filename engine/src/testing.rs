@@ -31,6 +31,7 @@ pub(crate) async fn ports(dir: &Path) -> (Ports, Arc<MemoryLedger>) {
         functions: Arc::new(functions),
         http_client: reqwest::Client::new(),
         address_policy: AddressPolicy::default(),
+        ownership: None,
     };
     (ports, ledger)
 }

@@ -26,6 +26,7 @@ async fn engine(dir: &std::path::Path) -> Arc<Engine> {
 async fn engine_on(dir: &std::path::Path, log: LogConfig) -> Arc<Engine> {
     let config = EngineConfig {
         log,
+        cluster: None,
         data_dir: dir.to_path_buf(),
         database_url: format!("sqlite://{}?mode=rwc", dir.join("meta.db").display()),
         dedup_window_ms: 3_600_000,

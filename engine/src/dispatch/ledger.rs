@@ -121,6 +121,20 @@ pub struct Changes {
     pub resolved: Vec<String>,
     /// Dead letters written by resolving their deliveries (their ids are assigned).
     pub dead_letters: Vec<DeadLetter>,
+    /// When nodes share the buses: the node whose lease on the subscription the commit
+    /// needs. Without it, nothing is written ([`fenced`]). The memory ledger ignores it.
+    pub fence: Option<String>,
+}
+
+const FENCED: &str = "the subscription's delivery lease is held by another node";
+
+/// The error of a commit whose node no longer holds the subscription's lease.
+pub fn fenced() -> sqlx::Error {
+    sqlx::Error::Protocol(FENCED.to_owned())
+}
+
+pub fn is_fenced(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Protocol(m) if m == FENCED)
 }
 
 impl Changes {
@@ -470,6 +484,7 @@ pub mod suite {
         let mut replayed = entry("rp:2", 2, Origin::Replay("rp".to_owned()));
         replayed.event = Some("{}".to_owned());
         let changes = Changes {
+            fence: None,
             cursor: Some(10),
             put: vec![retry.clone(), replayed.clone(), entry("d3", 3, Origin::Log)],
             resolved: vec![],
@@ -484,6 +499,7 @@ pub mod suite {
         let mut again = retry.clone();
         again.attempts = 4;
         let changes = Changes {
+            fence: None,
             cursor: None,
             put: vec![again.clone()],
             resolved: vec!["d3".to_owned(), "never-there".to_owned()],
@@ -502,6 +518,7 @@ pub mod suite {
         // Without the log entry, the cursor is what is needed; another subscription's lower
         // cursor counts too.
         let resolved = Changes {
+            fence: None,
             resolved: vec!["d1".to_owned()],
             ..Changes::default()
         };
@@ -518,6 +535,7 @@ pub mod suite {
             "b",
             &k,
             &Changes {
+                fence: None,
                 put: vec![entry("d1", 1, Origin::Log)],
                 ..Changes::default()
             },
@@ -525,6 +543,7 @@ pub mod suite {
         .await
         .unwrap();
         let changes = Changes {
+            fence: None,
             cursor: Some(5),
             put: vec![],
             resolved: vec!["d1".to_owned()],
@@ -560,6 +579,7 @@ pub mod suite {
                 "bus",
                 k,
                 &Changes {
+                    fence: None,
                     put: vec![entry("d", 1, Origin::Log)],
                     ..Changes::default()
                 },
@@ -591,6 +611,7 @@ pub mod suite {
         let mut once = letter("b", &k, "d1", 1);
         once.generation = 2;
         let changes = Changes {
+            fence: None,
             dead_letters: vec![once.clone(), letter("b", &k, "d2", 2)],
             ..Changes::default()
         };

@@ -22,6 +22,7 @@ mod bus_target;
 mod crash_tests;
 pub mod journal;
 pub mod ledger;
+pub mod ownership;
 pub mod ports;
 pub mod replay;
 mod retry_queue;
@@ -99,6 +100,8 @@ pub struct SubSpecs {
     wanted: Vec<SubSpec>,
     known: HashSet<(String, String)>,
     rules: HashSet<String>,
+    /// Wanted, but delivered by another node (see [`ownership`]).
+    elsewhere: HashSet<(String, String)>,
 }
 
 impl SubSpecs {
@@ -109,6 +112,7 @@ impl SubSpecs {
             known: wanted.iter().map(SubSpec::key).collect(),
             rules: wanted.iter().map(|s| s.rule.clone()).collect(),
             wanted,
+            elsewhere: HashSet::new(),
         }
     }
 }
@@ -231,8 +235,13 @@ impl BusDispatch {
 
     /// The subscriptions `rules` ask for, built with this bus's ports.
     pub fn specs(&self, rules: &RuleSet) -> SubSpecs {
+        let (wanted, elsewhere): (Vec<SubSpec>, Vec<SubSpec>) =
+            subscription::specs(&self.ports, rules)
+                .into_iter()
+                .partition(|s| self.owns(&s.rule, &s.target_id));
         SubSpecs {
-            wanted: subscription::specs(&self.ports, rules),
+            wanted,
+            elsewhere: elsewhere.iter().map(SubSpec::key).collect(),
             known: rules
                 .runnable()
                 .flat_map(|(r, targets)| {
@@ -248,6 +257,14 @@ impl BusDispatch {
                 .collect(),
             rules: rules.list().map(|r| r.name.clone()).collect(),
         }
+    }
+
+    /// Whether this node delivers (rule, target): always, unless nodes share the buses.
+    fn owns(&self, rule: &str, target: &str) -> bool {
+        self.ports
+            .ownership
+            .as_ref()
+            .is_none_or(|o| o.owns(&self.bus, rule, target))
     }
 
     /// Starts a worker per subscription (each loads its ledger state and catches up from
@@ -266,6 +283,14 @@ impl BusDispatch {
                 .clear();
         }
         let wanted: HashSet<(String, String)> = specs.wanted.iter().map(SubSpec::key).collect();
+        // Delivered elsewhere: its state is started here all the same, so no event is missed
+        // while its node takes it up.
+        for (rule, target) in &specs.elsewhere {
+            self.ports
+                .ledger
+                .open(&self.bus, &SubKey::new(rule, target), next)
+                .await?;
+        }
         for spec in specs.wanted {
             // One without state (new since the last run) starts here.
             let key = SubKey::new(&spec.rule, &spec.target_id);
@@ -275,7 +300,10 @@ impl BusDispatch {
         // Paused ones (their rule disabled) keep their state: count what it holds.
         for key in self.ports.ledger.subscriptions(&self.bus).await? {
             let pair = (key.rule.clone(), key.target.clone());
-            if wanted.contains(&pair) || !specs.known.contains(&pair) {
+            if wanted.contains(&pair)
+                || specs.elsewhere.contains(&pair)
+                || !specs.known.contains(&pair)
+            {
                 continue;
             }
             let state = self.ports.ledger.open(&self.bus, &key, next).await?;
@@ -368,6 +396,7 @@ impl BusDispatch {
             wanted,
             known,
             rules,
+            elsewhere,
         } = specs;
         let next = self.log.bounds().next;
         let current: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
@@ -401,6 +430,17 @@ impl BusDispatch {
                 RULE_DELETED
             };
             self.forget(&key, reason).await;
+        }
+        for (rule, target) in &elsewhere {
+            // Started here too (another node delivers it): see `start`.
+            if let Err(e) = self
+                .ports
+                .ledger
+                .open(&self.bus, &SubKey::new(rule, target), next)
+                .await
+            {
+                tracing::error!(bus = %self.bus, error = %e, "saving a new subscription's start failed");
+            }
         }
         for spec in wanted {
             if self.subs().contains_key(&spec.key()) {
@@ -576,6 +616,22 @@ impl BusDispatch {
         }
     }
 
+    /// Waits until the stopped subscription of (rule, target), if any, has written what it
+    /// held (before its lease is given up).
+    pub async fn retired(&self, rule: &str, target: &str) {
+        let sub = guard(&self.retiring)
+            .get(&(rule.to_owned(), target.to_owned()))
+            .cloned();
+        if let Some(sub) = sub {
+            sub.finished().await;
+        }
+    }
+
+    /// The node whose lease a worker's commit needs, when nodes share the buses.
+    fn fence(&self) -> Option<String> {
+        self.ports.ownership.as_ref().map(|o| o.node().to_owned())
+    }
+
     pub fn stop(&self) {
         self.stopped.send_replace(true);
         for sub in self.subs().values() {
@@ -602,7 +658,12 @@ impl BusDispatch {
         let mut out: HashMap<(String, String), u64> = guard(&self.paused).clone();
         let running: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
         // A stopped one not taken over is paused, with what it held when it stopped.
-        let stopped: Vec<Arc<Sub>> = guard(&self.retiring).values().cloned().collect();
+        // (One given up to another node is that node's to count.)
+        let stopped: Vec<Arc<Sub>> = guard(&self.retiring)
+            .values()
+            .filter(|s| self.owns(&s.spec.rule, &s.spec.target_id))
+            .cloned()
+            .collect();
         for sub in stopped.iter().chain(&running) {
             let n = sub.backlog(self.counts.appended(&sub.spec.rule));
             out.insert(sub.key(), n);

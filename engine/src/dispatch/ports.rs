@@ -10,6 +10,7 @@ use switchyard_targets::{AddressPolicy, DeliveryError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ledger::Ledger;
+use super::ownership::Ownership;
 use crate::functions::Functions;
 use crate::metrics::Metrics;
 use crate::telemetry::Telemetry;
@@ -64,4 +65,6 @@ pub struct Ports {
     /// One connection pool for every `http` target.
     pub http_client: reqwest::Client,
     pub address_policy: AddressPolicy,
+    /// When several nodes share the buses: what this one delivers (see [`Ownership`]).
+    pub ownership: Option<Arc<Ownership>>,
 }

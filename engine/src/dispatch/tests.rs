@@ -554,6 +554,7 @@ async fn the_backlog_is_exactly_the_unresolved_deliveries_running_paused_and_aft
         wanted: vec![],
         known: known.clone(),
         rules: rules.clone(),
+        elsewhere: Default::default(),
     };
     bus.dispatch.sync(disabled()).await;
     until("paused, the backlog stays", || {
@@ -614,6 +615,7 @@ async fn a_delivery_restored_past_the_cursor_is_counted_once_and_delivered_once(
         generation: 0,
     };
     let changes = Changes {
+        fence: None,
         cursor: None,
         put: vec![entry],
         resolved: vec![],

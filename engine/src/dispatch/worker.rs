@@ -377,6 +377,7 @@ impl Worker {
             put: Vec::new(),
             resolved: std::mem::take(&mut self.resolved),
             dead_letters: std::mem::take(&mut self.dead_letters),
+            fence: self.dispatch.fence(),
         };
         let mut cursor = self.admitted;
         for ((offset, id), task) in &mut self.window {
@@ -413,6 +414,11 @@ impl Worker {
             .await
         {
             Ok(()) => self.committed = cursor,
+            Err(e) if super::ledger::is_fenced(&e) => {
+                // Another node delivers this subscription now: write nothing more, stop.
+                tracing::warn!(bus = %self.dispatch.bus, rule = %key.rule, target = %key.target, "the subscription's lease was lost; its worker stops");
+                self.sub.stop();
+            }
             Err(e) => {
                 tracing::error!(bus = %self.dispatch.bus, rule = %key.rule, target = %key.target, error = %e, "committing delivery state failed; trying again");
                 // Nothing was written: keep all of it for the next commit.

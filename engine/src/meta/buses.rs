@@ -90,6 +90,7 @@ impl MetaStore {
             "delivery_entries",
             "dead_letters",
             "replays",
+            "delivery_leases",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE bus = $1"))
                 .bind(name)

@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::dead_letters::{dead_letter_row, insert_dead_letter};
 use super::{AnyQuery, MetaStore};
 use crate::dispatch::ledger::{
-    Changes, Entry, Ledger, LedgerResult, Origin, ReplayRecord, SubKey, SubState, redriven,
+    Changes, Entry, Ledger, LedgerResult, Origin, ReplayRecord, SubKey, SubState, fenced, redriven,
 };
 use crate::meta::DeadLetter;
 
@@ -161,6 +161,23 @@ impl Ledger for MetaStore {
 
     async fn commit(&self, bus: &str, sub: &SubKey, changes: &Changes) -> LedgerResult<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(owner) = &changes.fence {
+            // Locks the lease row until the commit: a node taking it over waits for it.
+            let held = sqlx::query(
+                "UPDATE delivery_leases SET owner = owner
+                 WHERE bus = $1 AND rule = $2 AND target = $3 AND owner = $4",
+            )
+            .bind(bus)
+            .bind(&sub.rule)
+            .bind(&sub.target)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held != 1 {
+                return Err(fenced());
+            }
+        }
         for e in &changes.put {
             put_entry(&mut *tx, bus, sub, e).await?;
         }
@@ -295,6 +312,90 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
         (MetaStore::connect(&url).await.expect("SQLite"), dir)
+    }
+
+    /// Leases: one holder at a time, taken over only once expired, renewed and given up
+    /// by their holder; and a commit fenced by a lease its node does not hold writes nothing.
+    #[tokio::test]
+    async fn leases_fence_commits() {
+        use crate::dispatch::ledger::{Changes, Ledger as _, SubKey, SubState, is_fenced};
+        use crate::dispatch::ownership::SubId;
+        let (store, _dir) = sqlite().await;
+        let sub = SubId::new("b", "r", "t");
+        let key = SubKey::new("r", "t");
+        store.open("b", &key, 5).await.expect("opened");
+        let commit = |owner: &str, cursor: u64| Changes {
+            cursor: Some(cursor),
+            fence: Some(owner.to_owned()),
+            ..Changes::default()
+        };
+        // Nobody holds it: a fenced commit writes nothing.
+        let refused = store.commit("b", &key, &commit("a", 6)).await;
+        assert!(refused.as_ref().is_err_and(is_fenced), "{refused:?}");
+        assert!(
+            store
+                .acquire_lease("a", &sub, 1_000, 2_000)
+                .await
+                .expect("sql")
+        );
+        // Held by a: b may not take it before it expires, a may commit, b may not.
+        assert!(
+            !store
+                .acquire_lease("b", &sub, 1_500, 2_500)
+                .await
+                .expect("sql")
+        );
+        store
+            .commit("b", &key, &commit("a", 7))
+            .await
+            .expect("a holds it");
+        let refused = store.commit("b", &key, &commit("b", 8)).await;
+        assert!(refused.as_ref().is_err_and(is_fenced), "{refused:?}");
+        assert_eq!(
+            store.renew_leases("a", 3_000).await.expect("sql"),
+            vec![sub.clone()]
+        );
+        assert_eq!(
+            store.held_leases(2_500).await.expect("sql"),
+            vec![sub.clone()]
+        );
+        // Expired: b takes it, and a's commits are refused from then on.
+        assert!(
+            store
+                .acquire_lease("b", &sub, 3_001, 4_000)
+                .await
+                .expect("sql")
+        );
+        let refused = store.commit("b", &key, &commit("a", 9)).await;
+        assert!(refused.as_ref().is_err_and(is_fenced), "{refused:?}");
+        assert!(
+            store
+                .renew_leases("a", 5_000)
+                .await
+                .expect("sql")
+                .is_empty()
+        );
+        store
+            .commit("b", &key, &commit("b", 10))
+            .await
+            .expect("b holds it");
+        // Given up: free at once.
+        store.release_lease("b", &sub).await.expect("sql");
+        assert!(store.held_leases(3_500).await.expect("sql").is_empty());
+        assert!(
+            store
+                .acquire_lease("a", &sub, 3_500, 6_000)
+                .await
+                .expect("sql")
+        );
+        let state = store.open("b", &key, 0).await.expect("loaded");
+        assert_eq!(
+            state,
+            SubState {
+                cursor: 10,
+                entries: vec![]
+            }
+        );
     }
 
     #[tokio::test]

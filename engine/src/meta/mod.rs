@@ -8,6 +8,7 @@ mod buses;
 mod dead_letters;
 mod functions;
 mod keys;
+mod leases;
 mod ledger;
 mod rules;
 mod schemas;

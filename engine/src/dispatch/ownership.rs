@@ -1,0 +1,61 @@
+//! Which subscriptions this node delivers, when several nodes share the buses (a JetStream
+//! log and one metadata store). Each (bus, rule, target) is delivered by one node at a time:
+//! the one holding its lease in the metadata store (`crate::cluster` takes, renews and gives
+//! up leases). A node delivers only what it owns here, and its workers' ledger commits are
+//! fenced by the lease, so a node that lost one (stalled past its expiry) writes nothing
+//! more for it. Without an `Ownership`, a node delivers everything (one node).
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+
+/// One subscription, across buses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubId {
+    pub bus: String,
+    pub rule: String,
+    pub target: String,
+}
+
+impl SubId {
+    pub fn new(bus: &str, rule: &str, target: &str) -> SubId {
+        SubId {
+            bus: bus.to_owned(),
+            rule: rule.to_owned(),
+            target: target.to_owned(),
+        }
+    }
+}
+
+pub struct Ownership {
+    node: String,
+    owned: RwLock<HashSet<SubId>>,
+}
+
+impl Ownership {
+    pub fn new(node: String) -> Ownership {
+        Ownership {
+            node,
+            owned: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// This node's id, as its leases name it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn owns(&self, bus: &str, rule: &str, target: &str) -> bool {
+        self.owned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&SubId::new(bus, rule, target))
+    }
+
+    pub fn owned(&self) -> HashSet<SubId> {
+        self.owned.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, owned: HashSet<SubId>) {
+        *self.owned.write().unwrap_or_else(|p| p.into_inner()) = owned;
+    }
+}
