@@ -67,6 +67,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         webhooks,
         keys,
     });
+    let following = tokio::spawn(follow_changes(state.clone()));
     let app = routes::router(state.clone());
     let sigterm = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let sigint = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
@@ -77,6 +78,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     crate::serve::run(listener, app, limits, shutdown_signal(sigterm, sigint)).await;
     tracing::info!("draining done; closing logs");
+    following.abort();
     engine.close().await;
     let flushing = engine.clone();
     if let Err(e) = tokio::task::spawn_blocking(move || flushing.telemetry.shutdown()).await {
@@ -84,6 +86,39 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often a node reads the buses, rules and keys again even without a notification.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+
+/// With PostgreSQL (nodes sharing it): applies what other nodes change — buses, rules and
+/// API keys — on each change notification (within a second), and every
+/// [`RECONCILE_EVERY`] in case one was missed. With SQLite there are no other nodes.
+async fn follow_changes(state: Arc<AppState>) {
+    let mut feed = loop {
+        match state.engine.meta.change_feed().await {
+            Ok(Some(feed)) => break feed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for metadata changes; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut every = tokio::time::interval(RECONCILE_EVERY);
+    loop {
+        tokio::select! {
+            () = feed.next() => {}
+            _ = every.tick() => {}
+        }
+        // Keys first: closing a bus deleted elsewhere can take a few seconds.
+        if let Err(e) = state.keys.reload(&state.engine.meta).await {
+            tracing::warn!(error = %e, "reloading API keys failed; trying again");
+        }
+        if let Err(e) = state.engine.reconcile().await {
+            tracing::warn!(error = %e, "applying other nodes' changes failed; trying again");
+        }
+    }
 }
 
 /// Restricts a data dir written before the umask was set (or by hand): directories 0700,

@@ -12,7 +12,7 @@ use switchyard_event_store::{
 
 use crate::dispatch::{BusDispatch, Journal, Ports};
 use crate::indexer::{Indexer, as_delivery, as_published};
-use crate::meta::{BusSettings, MetaStore, SchemaValidation};
+use crate::meta::{BusSettings, MetaStore, SchemaValidation, StoredRule};
 use crate::ruleset::RuleSet;
 
 pub const DEFAULT_BUS: &str = "default";
@@ -123,22 +123,7 @@ impl Buses {
                 tracing::warn!(bus = %rule.bus, rule = %rule.name, "rule of an unknown bus ignored");
                 continue;
             };
-            let mut rules = bus.rules_mut();
-            let checked = match unreadable {
-                Some(reason) => Err(reason),
-                None => crate::rulespec::validate_stored(&rule),
-            };
-            let problem = match checked {
-                Err(reason) => Some(reason),
-                Ok(targets) => rules
-                    .put(rule.clone(), targets)
-                    .err()
-                    .map(|e| format!("pattern: {e}")),
-            };
-            if let Some(reason) = problem {
-                tracing::error!(bus = %bus.settings.name, rule = %rule.name, reason = %reason, "stored rule breaks this version's limits; it is inactive until replaced");
-                rules.put_inactive(rule, reason);
-            }
+            load_rule(&mut bus.rules_mut(), rule, unreadable);
         }
         Ok(buses)
     }
@@ -305,6 +290,26 @@ impl Buses {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Bus>>> {
         self.open.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Puts a stored rule into a bus's rule set, checked again against this version's limits:
+/// one that fails (or whose targets could not be read) is put inactive, with the reason.
+pub fn load_rule(rules: &mut RuleSet, rule: StoredRule, unreadable: Option<String>) {
+    let checked = match unreadable {
+        Some(reason) => Err(reason),
+        None => crate::rulespec::validate_stored(&rule),
+    };
+    let problem = match checked {
+        Err(reason) => Some(reason),
+        Ok(targets) => rules
+            .put(rule.clone(), targets)
+            .err()
+            .map(|e| format!("pattern: {e}")),
+    };
+    if let Some(reason) = problem {
+        tracing::error!(bus = %rule.bus, rule = %rule.name, reason = %reason, "stored rule breaks this version's limits; it is inactive until replaced");
+        rules.put_inactive(rule, reason);
     }
 }
 

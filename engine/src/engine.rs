@@ -332,6 +332,7 @@ impl Engine {
                 .await
                 .map_err(|e| StoreError::Start(e.to_string()))?;
         }
+        self.meta.changed().await;
         Ok((created, bus))
     }
 
@@ -344,6 +345,7 @@ impl Engine {
         bus.dispatch.forget_all().await;
         self.meta.delete_bus(name).await?;
         self.buses.remove(name).await?;
+        self.meta.changed().await;
         Ok(true)
     }
 
@@ -385,6 +387,7 @@ impl Engine {
             .put(stored.clone(), targets)
             .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
         bus.resync().await;
+        self.meta.changed().await;
         Ok((stored, created))
     }
 
@@ -401,6 +404,7 @@ impl Engine {
         self.meta.delete_rule(&bus.settings.name, rule).await?;
         bus.rules_mut().remove(rule);
         bus.resync().await;
+        self.meta.changed().await;
         Ok(())
     }
 
@@ -439,7 +443,73 @@ impl Engine {
             .set_enabled(rule, enabled, stored.updated_at_ms)
             .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
         bus.resync().await;
+        self.meta.changed().await;
         Ok((stored, inactive))
+    }
+
+    /// Brings the buses and rules in memory in line with the metadata store, after another
+    /// node changed it: buses made there are opened and started, buses deleted there are
+    /// closed (their files and workers go), and rules added, changed (by their update time)
+    /// or deleted there are applied, each bus resynced once.
+    pub async fn reconcile(&self) -> anyhow::Result<()> {
+        let _turn = self.buses.lifecycle().await;
+        let settings = self.meta.list_buses().await?;
+        let rules = self.meta.list_rules().await?;
+        let names: std::collections::HashSet<&str> =
+            settings.iter().map(|b| b.name.as_str()).collect();
+        for bus in self.buses.all() {
+            if !names.contains(bus.settings.name.as_str()) {
+                bus.dispatch.forget_all().await;
+                self.buses.remove(&bus.settings.name).await?;
+            }
+        }
+        let mut new = Vec::new();
+        for s in settings {
+            match self.buses.get(&s.name) {
+                None => new.push(self.buses.install(s).await?),
+                Some(open) if open.settings != s => {
+                    self.buses.install(s).await?;
+                }
+                Some(_) => {}
+            }
+        }
+        for bus in self.buses.all() {
+            let stored: Vec<&(StoredRule, Option<String>)> = rules
+                .iter()
+                .filter(|(r, _)| r.bus == bus.settings.name)
+                .collect();
+            let changed = {
+                let mut set = bus.rules_mut();
+                let gone: Vec<String> = set
+                    .list()
+                    .filter(|r| !stored.iter().any(|(s, _)| s.name == r.name))
+                    .map(|r| r.name.clone())
+                    .collect();
+                for name in &gone {
+                    set.remove(name);
+                }
+                let mut changed = !gone.is_empty();
+                for (rule, unreadable) in stored {
+                    let known = set.get(&rule.name);
+                    if known.is_some_and(|k| {
+                        k.updated_at_ms == rule.updated_at_ms && k.enabled == rule.enabled
+                    }) {
+                        continue;
+                    }
+                    crate::buses::load_rule(&mut set, rule.clone(), unreadable.clone());
+                    changed = true;
+                }
+                changed
+            };
+            let is_new = new.iter().any(|b| Arc::ptr_eq(b, &bus));
+            if changed && !is_new {
+                bus.resync().await;
+            }
+        }
+        for bus in new {
+            bus.start().await?;
+        }
+        Ok(())
     }
 
     /// Hands the dead letters `ids` of `bus` back to their subscriptions.

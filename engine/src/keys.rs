@@ -69,6 +69,20 @@ pub fn hash(key: &str) -> String {
 
 impl Keys {
     pub async fn load(meta: &MetaStore) -> anyhow::Result<Keys> {
+        Ok(Keys {
+            by_hash: Named::new(Self::read(meta).await?),
+        })
+    }
+
+    /// Reads the keys again (another node created or revoked one).
+    pub async fn reload(&self, meta: &MetaStore) -> anyhow::Result<()> {
+        self.by_hash.replace_all(Self::read(meta).await?);
+        Ok(())
+    }
+
+    async fn read(
+        meta: &MetaStore,
+    ) -> anyhow::Result<std::collections::HashMap<String, Arc<ApiKey>>> {
         let mut all = std::collections::HashMap::new();
         for row in meta.list_api_keys().await? {
             let Some(role) = Role::parse(&row.role) else {
@@ -85,9 +99,7 @@ impl Keys {
                 }),
             );
         }
-        Ok(Keys {
-            by_hash: Named::new(all),
-        })
+        Ok(all)
     }
 
     /// The key a request presented, if it is one of ours.
@@ -132,6 +144,7 @@ impl Keys {
             created_at_ms: now_ms,
         });
         self.by_hash.insert(&row.sha256, key.clone());
+        meta.changed().await;
         Ok(Some((key, secret)))
     }
 
@@ -141,6 +154,7 @@ impl Keys {
             return Ok(false);
         };
         self.by_hash.remove(&sha);
+        meta.changed().await;
         Ok(true)
     }
 }

@@ -30,6 +30,11 @@ impl<T> Named<T> {
         all
     }
 
+    /// Replaces every one (reloaded from SQL).
+    pub fn replace_all(&self, all: HashMap<String, Arc<T>>) {
+        *self.all.write().unwrap_or_else(PoisonError::into_inner) = all;
+    }
+
     pub fn insert(&self, name: &str, value: Arc<T>) {
         self.all
             .write()

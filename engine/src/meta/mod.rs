@@ -5,6 +5,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 mod buses;
+mod changes;
 mod dead_letters;
 mod functions;
 mod keys;
@@ -15,6 +16,7 @@ mod schemas;
 mod webhooks;
 
 pub use buses::{BusSettings, SchemaValidation};
+pub use changes::ChangeFeed;
 pub use dead_letters::DeadLetter;
 pub use functions::FunctionRow;
 pub use keys::ApiKeyRow;
@@ -28,6 +30,8 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q
 #[derive(Clone)]
 pub struct MetaStore {
     pool: AnyPool,
+    /// Set for PostgreSQL: where change notifications are listened for.
+    postgres_url: Option<String>,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -50,7 +54,10 @@ impl MetaStore {
         } else {
             POSTGRES.run(&pool).await?;
         }
-        Ok(MetaStore { pool })
+        Ok(MetaStore {
+            pool,
+            postgres_url: (!is_sqlite).then(|| url.to_owned()),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
