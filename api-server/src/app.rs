@@ -37,7 +37,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .unwrap_or(i64::MAX),
         segment_bytes: config.segment_bytes,
         log: config.log_config().map_err(anyhow::Error::msg)?,
-        cluster: config.cluster_config(),
+        cluster: config.cluster_config()?,
         limits: Limits {
             max_event_bytes: config.max_event_bytes,
             max_batch_events: config.max_batch_events,

@@ -54,7 +54,8 @@ pub struct ServeConfig {
     pub log_prefix: String,
 
     /// With a JetStream log (nodes share the buses): this node's id, unique among them.
-    /// Default: made at start.
+    /// Default: the one in `<data-dir>/node.id`, made on first start (so a node restarted
+    /// after a crash takes its own leases back at once).
     #[arg(long, env = "SWITCHYARD_NODE_ID")]
     pub node_id: Option<String>,
 
@@ -215,18 +216,33 @@ impl ServeConfig {
     }
 
     /// With a JetStream log, this node's place among the nodes sharing the buses.
-    pub fn cluster_config(&self) -> Option<ClusterConfig> {
+    pub fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
         if self.log == "embedded" {
-            return None;
+            return Ok(None);
         }
-        let node = self
-            .node_id
-            .clone()
-            .unwrap_or_else(|| format!("node-{:016x}", fastrand::u64(..)));
-        Some(ClusterConfig {
+        let node = match &self.node_id {
+            Some(id) => id.clone(),
+            None => {
+                let path = self.data_dir.join("node.id");
+                match std::fs::read_to_string(&path) {
+                    Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+                    Ok(_) => {
+                        anyhow::bail!("{} is empty; delete it to have one made", path.display())
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let id = format!("node-{:016x}", fastrand::u64(..));
+                        std::fs::write(&path, format!("{id}\n"))
+                            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                        id
+                    }
+                    Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
+                }
+            }
+        };
+        Ok(Some(ClusterConfig {
             node,
             lease: std::time::Duration::from_secs(self.lease_seconds.clamp(2, 3600)),
-        })
+        }))
     }
 
     pub fn database_url(&self) -> String {

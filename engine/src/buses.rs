@@ -176,12 +176,12 @@ impl Buses {
             ),
             None => {
                 let dir = self.root.join(&settings.name);
-                let log = self.open_log(&settings.name, &dir).await?;
+                let (log, incarnation) = self.open_log(&settings.name, &dir).await?;
                 let journal = Journal::open(&dir.join("journal"))?;
                 let journal_log = journal.log();
                 let dispatch = BusDispatch::new(
                     settings.name.clone(),
-                    incarnation(&settings.name, &dir)?,
+                    incarnation,
                     log.clone(),
                     journal,
                     self.ports.clone(),
@@ -213,18 +213,24 @@ impl Buses {
         Ok(bus)
     }
 
+    /// The bus's log, and its incarnation: made with the log (its files, or its stream, whose
+    /// creation time every node sees), so delivery ids of a bus deleted and made again never
+    /// repeat the old ones, and are the same on every node.
     async fn open_log(
         &self,
         name: &str,
         dir: &std::path::Path,
-    ) -> Result<Arc<dyn LogStore>, LogError> {
+    ) -> Result<(Arc<dyn LogStore>, String), LogError> {
         Ok(match &self.backend {
             LogBackend::Embedded(options) => {
-                Arc::new(SegmentedLog::open(&dir.join("log"), *options)?)
+                let log = SegmentedLog::open(&dir.join("log"), *options)?;
+                (Arc::new(log), incarnation(name, dir)?)
             }
             LogBackend::JetStream { client, options } => {
                 let js = async_nats::jetstream::new(client.clone());
-                Arc::new(JetStreamLog::open(js, name, options.clone()).await?)
+                let log = JetStreamLog::open(js, name, options.clone()).await?;
+                let made = format!("{name}.{:x}", log.created_ns());
+                (Arc::new(log), made)
             }
         })
     }

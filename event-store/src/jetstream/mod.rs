@@ -308,6 +308,12 @@ impl JetStreamLog {
         }
     }
 
+    /// When the stream was made, in nanoseconds since the Unix epoch: the same for every
+    /// process that opens it, and new for a bus deleted and made again.
+    pub fn created_ns(&self) -> i128 {
+        self.stream.cached_info().created.unix_timestamp_nanos()
+    }
+
     /// The stream's name.
     pub fn stream_name(&self) -> &str {
         &self.name
