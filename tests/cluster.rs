@@ -125,6 +125,28 @@ async fn nodes_share_delivery_and_take_over_from_a_killed_one() {
         by_a >= 100 && by_b >= 100,
         "each node delivers its subscriptions: a {by_a}, b {by_b}"
     );
+    // An event's trace shows every delivery, whichever node made it, on either node.
+    for s in [&a, &b] {
+        eventually(Duration::from_secs(10), || async {
+            let trace = s
+                .call(
+                    reqwest::Method::GET,
+                    "/v1/buses/default/events/b7/trace",
+                    None,
+                    200,
+                )
+                .await;
+            let delivered: BTreeSet<String> = trace["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|st| st["stage"] == "delivered")
+                .map(|st| st["rule"].as_str().unwrap().to_owned())
+                .collect();
+            (delivered.len() == RULES).then_some(())
+        })
+        .await;
+    }
     // Node a dies: b takes its subscriptions once a's leases expire, and delivers
     // everything published meanwhile.
     a.kill().await;
@@ -141,6 +163,7 @@ async fn nodes_share_delivery_and_take_over_from_a_killed_one() {
     }
     drop(b);
     delete_streams(NATS, &prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
 }
 
 /// Within `within`, `check` holds (polled every 20 ms); returns how long it took.
@@ -263,4 +286,5 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
     .await;
     drop((a, b));
     delete_streams(NATS, &prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
 }

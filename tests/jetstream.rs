@@ -119,7 +119,14 @@ async fn a_jetstream_log_stores_dedups_delivers_and_survives_sigkill() {
         js.get_stream(format!("{prefix}_orders")).await.is_err(),
         "the stream is deleted with its bus"
     );
+    assert!(
+        js.get_stream(format!("{prefix}-journal_orders"))
+            .await
+            .is_err(),
+        "and so is its journal's"
+    );
     delete_streams(NATS, &prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
 }
 
 /// A NATS server of the test's own, on a free port, keeping JetStream in `dir`.
@@ -160,6 +167,8 @@ impl OwnNats {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("nats-server must be installed (scripts/services.sh)");

@@ -197,14 +197,14 @@ impl ServeConfig {
             ));
         }
         if self.log_prefix.is_empty()
-            || self.log_prefix.len() > 64
+            || self.log_prefix.len() > 56
             || !self
                 .log_prefix
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             return Err(format!(
-                "--log-prefix {:?}: 1 to 64 ASCII letters, digits or '-'",
+                "--log-prefix {:?}: 1 to 56 ASCII letters, digits or '-'",
                 self.log_prefix
             ));
         }

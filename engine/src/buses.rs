@@ -177,7 +177,7 @@ impl Buses {
             None => {
                 let dir = self.root.join(&settings.name);
                 let (log, incarnation) = self.open_log(&settings.name, &dir).await?;
-                let journal = Journal::open(&dir.join("journal"))?;
+                let journal = self.open_journal(&settings.name, &dir).await?;
                 let journal_log = journal.log();
                 let dispatch = BusDispatch::new(
                     settings.name.clone(),
@@ -235,6 +235,20 @@ impl Buses {
         })
     }
 
+    /// The bus's trace journal: segment files beside its log, or, with JetStream, a stream
+    /// of its own (`<prefix>-journal_<bus>`) every node writes to and reads, so an event's
+    /// trace shows each step whichever node took it.
+    async fn open_journal(&self, name: &str, dir: &std::path::Path) -> Result<Journal, LogError> {
+        match &self.backend {
+            LogBackend::Embedded(_) => Journal::open(&dir.join("journal")),
+            LogBackend::JetStream { client, options } => {
+                let js = async_nats::jetstream::new(client.clone());
+                let log = JetStreamLog::open(js, name, journal_options(options)).await?;
+                Ok(Journal::on(Arc::new(log)))
+            }
+        }
+    }
+
     /// Closes a deleted bus's log and removes its files (and its stream).
     pub async fn remove(&self, name: &str) -> Result<(), LogError> {
         let removed = self.write().remove(name);
@@ -248,6 +262,8 @@ impl Buses {
         if let LogBackend::JetStream { client, options } = &self.backend {
             let js = async_nats::jetstream::new(client.clone());
             JetStreamLog::delete(&js, &options.prefix, name, options.timeout).await?;
+            let journal = journal_options(options);
+            JetStreamLog::delete(&js, &journal.prefix, name, options.timeout).await?;
         }
         let dir = self.root.join(name);
         match std::fs::remove_dir_all(&dir) {
@@ -296,6 +312,15 @@ impl Buses {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Bus>>> {
         self.open.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A bus journal's stream: its own prefix, and no dedup (many steps share an event's key).
+fn journal_options(log: &JetStreamOptions) -> JetStreamOptions {
+    JetStreamOptions {
+        prefix: format!("{}-journal", log.prefix),
+        log: LogOptions { dedup_window_ms: 0 },
+        ..log.clone()
     }
 }
 

@@ -124,9 +124,19 @@ async fn a_bus_target_forwards_through_the_publisher_on_jetstream() {
     let js = async_nats::jetstream::new(client);
     // The audit bus's stream went with the bus; the default bus's is still there.
     assert!(js.get_stream(format!("{prefix}_audit")).await.is_err());
-    js.delete_stream(format!("{prefix}_default"))
-        .await
-        .expect("the default bus's stream");
+    assert!(
+        js.get_stream(format!("{prefix}-journal_audit"))
+            .await
+            .is_err()
+    );
+    for stream in [
+        format!("{prefix}_default"),
+        format!("{prefix}-journal_default"),
+    ] {
+        js.delete_stream(stream)
+            .await
+            .expect("the default bus's streams");
+    }
 }
 
 async fn forwards_through_the_publisher(log: LogConfig) {

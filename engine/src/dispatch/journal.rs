@@ -95,20 +95,26 @@ impl TraceStep {
 }
 
 pub struct Journal {
-    log: Arc<SegmentedLog>,
+    log: Arc<dyn LogStore>,
     /// Taken at close, which ends the writer once it has written what is queued.
     tx: std::sync::Mutex<Option<mpsc::Sender<NewRecord>>>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Journal {
+    /// A journal in segment files in `dir`.
     pub fn open(dir: &Path) -> Result<Journal, LogError> {
         let options = SegmentedOptions {
             // Many lines share one event id; none is a duplicate.
             log: LogOptions { dedup_window_ms: 0 },
             ..SegmentedOptions::default()
         };
-        let log = Arc::new(SegmentedLog::open(dir, options)?);
+        Ok(Journal::on(Arc::new(SegmentedLog::open(dir, options)?)))
+    }
+
+    /// A journal in `log`, whose dedup window must be 0 (shared by every node when it is a
+    /// JetStream stream).
+    pub fn on(log: Arc<dyn LogStore>) -> Journal {
         let (tx, mut rx) = mpsc::channel::<NewRecord>(16_384);
         let sink = log.clone();
         let writer = tokio::spawn(async move {
@@ -120,17 +126,16 @@ impl Journal {
                 }
             }
         });
-        Ok(Journal {
+        Journal {
             log,
             tx: std::sync::Mutex::new(Some(tx)),
             writer: std::sync::Mutex::new(Some(writer)),
-        })
+        }
     }
 
     /// The journal's log, for indexing.
-    pub fn log(&self) -> Arc<dyn switchyard_event_store::LogStore> {
-        let log: Arc<dyn switchyard_event_store::LogStore> = self.log.clone();
-        log
+    pub fn log(&self) -> Arc<dyn LogStore> {
+        self.log.clone()
     }
 
     /// Records one entry for the event `(source, id)`.

@@ -14,6 +14,9 @@
 //!
 //! # Dedup, across processes
 //!
+//! (With a dedup window of 0 — a trace journal, many records per key and none a duplicate —
+//! records are published back to back with no lookup and no condition.)
+//!
 //! A record is a duplicate when the same `(source, id)` was stored with `received_at_ms`
 //! above `received_at_ms - dedup_window_ms` (record time, not wall clock, so JetStream's
 //! `Nats-Msg-Id` window is not used). Along one key, stored records have strictly rising
@@ -417,15 +420,57 @@ impl JetStreamLog {
         })
     }
 
-    /// Publishes `record` on `subject` if the subject's last sequence is `expected`.
+    /// Without a dedup window (a trace journal: many records per key, none a duplicate):
+    /// every record published back to back, no lookups, no compare-and-set; the acks are
+    /// awaited in order, at most [`MAX_IN_FLIGHT`] outstanding.
+    async fn append_all(
+        &self,
+        records: &[NewRecord],
+        subjects: &[String],
+    ) -> Result<Vec<Appended>, LogError> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut pending: VecDeque<PublishAckFuture> = VecDeque::new();
+        for (record, subject) in records.iter().zip(subjects) {
+            if pending.len() >= MAX_IN_FLIGHT
+                && let Some(ack) = pending.pop_front()
+            {
+                out.push(self.acked_new(ack).await?);
+            }
+            pending.push_back(self.send(subject, None, record).await?);
+        }
+        self.flights.fetch_add(1, Ordering::Relaxed);
+        while let Some(ack) = pending.pop_front() {
+            out.push(self.acked_new(ack).await?);
+        }
+        Ok(out)
+    }
+
+    /// A publish without a condition, acknowledged: where it was stored.
+    async fn acked_new(&self, ack: PublishAckFuture) -> Result<Appended, LogError> {
+        let seq = self
+            .acked(ack)
+            .await?
+            .ok_or_else(|| LogError::Unavailable {
+                reason: "an unconditional publish was refused".to_owned(),
+            })?;
+        let offset = seq.saturating_sub(1);
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.stored(offset);
+        Ok(Appended::New { offset })
+    }
+
+    /// Publishes `record` on `subject`, if the subject's last sequence is `expected` when
+    /// that is given.
     async fn send(
         &self,
         subject: &str,
-        expected: u64,
+        expected: Option<u64>,
         record: &NewRecord,
     ) -> Result<PublishAckFuture, LogError> {
         let mut headers = HeaderMap::new();
-        headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string());
+        if let Some(expected) = expected {
+            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string());
+        }
         let body = envelope::encode(record);
         within(
             self.timeout(),
@@ -705,6 +750,9 @@ impl LogStore for JetStreamLog {
             .iter()
             .map(|r| self.subject(&r.id, &r.source))
             .collect();
+        if window <= 0 {
+            return self.append_all(&records, &subjects).await;
+        }
         let key = |i: usize| -> Key<'_> { (records[i].source.as_str(), records[i].id.as_str()) };
         let mut progress = Progress {
             states: HashMap::new(),
@@ -769,7 +817,7 @@ impl LogStore for JetStreamLog {
                         }
                         in_round.insert(key(i), i);
                         let ack = self
-                            .send(&subjects[i], state.subject_seq, &records[i])
+                            .send(&subjects[i], Some(state.subject_seq), &records[i])
                             .await?;
                         pending.push_back((i, ack));
                     }
