@@ -288,3 +288,90 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
     delete_streams(NATS, &prefix, &["default"]).await;
     delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
 }
+
+/// Two nodes, two subscriptions (one each) whose targets refuse: the dead letters of both,
+/// redriven through one node once the targets are fixed, are delivered — the other node's by
+/// the other node, which takes the entries the first wrote for it.
+#[tokio::test]
+async fn a_redrive_through_one_node_reaches_the_other_nodes_subscriptions() {
+    use crate::receiver::status;
+    use reqwest::Method;
+    let prefix = unique_prefix();
+    let receivers = [Receiver::start(vec![]).await, Receiver::start(vec![]).await];
+    for rx in &receivers {
+        rx.set_fallback(status(400));
+    }
+    let a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
+    let db = a.db_url().unwrap();
+    for (i, rx) in receivers.iter().enumerate() {
+        a.put_rule(
+            "default",
+            &format!("r{i}"),
+            json!({"pattern": {"source": ["/tests"]},
+                   "targets": [{"id": "hook", "kind": "http", "http": {"url": rx.url}}]}),
+        )
+        .await;
+    }
+    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
+    let b = Server::start_seeded(
+        Backend::Sqlite,
+        &node_args(&prefix, "node-b", Some(&db)),
+        &[],
+        &[("admin.key", admin_key)],
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        (delivering(&a).await == 1 && delivering(&b).await == 1).then_some(())
+    })
+    .await;
+    publish(&a, "d", 5).await;
+    // Refused (400): five dead letters per subscription.
+    let letters = eventually(Duration::from_secs(15), || async {
+        let page = a
+            .call(Method::GET, "/v1/buses/default/dead-letters", None, 200)
+            .await;
+        let all = page["dead_letters"].as_array().unwrap().clone();
+        (all.len() == 10).then_some(all)
+    })
+    .await;
+    for rx in &receivers {
+        rx.set_fallback(status(200));
+    }
+    let ids: Vec<Value> = letters.iter().map(|d| d["id"].clone()).collect();
+    let out = a
+        .call(
+            Method::POST,
+            "/v1/buses/default/dead-letters/redrive",
+            Some(json!({ "ids": ids })),
+            200,
+        )
+        .await;
+    assert_eq!(out["redriven"], 10, "{out}");
+    let want: BTreeSet<String> = (0..5).map(|i| format!("d{i}")).collect();
+    for rx in &receivers {
+        eventually(Duration::from_secs(15), || async {
+            let ok: BTreeSet<String> = rx
+                .received()
+                .iter()
+                .skip(5)
+                .map(|r| r.json()["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (ok == want).then_some(())
+        })
+        .await;
+    }
+    eventually(Duration::from_secs(10), || async {
+        let page = b
+            .call(Method::GET, "/v1/buses/default/dead-letters", None, 200)
+            .await;
+        page["dead_letters"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    drop((a, b));
+    delete_streams(NATS, &prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+}

@@ -107,9 +107,25 @@ async fn follow_changes(state: Arc<AppState>) {
     };
     let mut every = tokio::time::interval(RECONCILE_EVERY);
     loop {
-        tokio::select! {
-            () = feed.next() => {}
-            _ = every.tick() => {}
+        let change = tokio::select! {
+            change = feed.next() => change,
+            _ = every.tick() => None,
+        };
+        match change.as_deref().map(|c| c.strip_prefix("entries ")) {
+            Some(Some(bus)) => {
+                if let Some(bus) = state.engine.buses.get(bus) {
+                    bus.dispatch.adopt();
+                }
+                continue;
+            }
+            Some(None) => {}
+            // Periodically, or after a lost connection: entries written for this node's
+            // subscriptions may have gone unannounced.
+            None => {
+                for bus in state.engine.buses.all() {
+                    bus.dispatch.adopt();
+                }
+            }
         }
         // Keys first: closing a bus deleted elsewhere can take a few seconds.
         if let Err(e) = state.keys.reload(&state.engine.meta).await {

@@ -172,6 +172,9 @@ pub struct Engine {
     /// When several nodes share the buses.
     membership: Option<Arc<Membership>>,
     cluster_task: Mutex<Option<JoinHandle<()>>>,
+    /// Buses with ledger entries written here for other nodes' subscriptions: told to them
+    /// (taken by [`Engine::start`]).
+    entries_written: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     /// Taken by [`Engine::start`].
     publishes: Mutex<Option<mpsc::Receiver<PublishRequest>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -203,9 +206,12 @@ impl Engine {
         let http_client = switchyard_targets::http::client(config.address_policy.clone())
             .map_err(anyhow::Error::msg)?;
         let (publish, publishes) = Publisher::channel();
+        let mut entries_written = None;
         let membership = config.cluster.as_ref().map(|c| {
+            let (ownership, reports) = Ownership::new(c.node.clone());
+            entries_written = Some(reports);
             Arc::new(Membership {
-                ownership: Arc::new(Ownership::new(c.node.clone())),
+                ownership: Arc::new(ownership),
                 lease: c.lease,
             })
         });
@@ -278,6 +284,7 @@ impl Engine {
             publishes: Mutex::new(Some(publishes)),
             membership,
             cluster_task: Mutex::new(None),
+            entries_written: Mutex::new(entries_written),
             background: Mutex::new(Vec::new()),
         })
     }
@@ -297,6 +304,14 @@ impl Engine {
         if let Some(m) = &self.membership {
             *lock(&self.cluster_task) =
                 Some(tokio::spawn(crate::cluster::run(self.clone(), m.clone())));
+        }
+        if let Some(mut written) = lock(&self.entries_written).take() {
+            let meta = self.meta.clone();
+            background.push(tokio::spawn(async move {
+                while let Some(bus) = written.recv().await {
+                    meta.entries_written(&bus).await;
+                }
+            }));
         }
         lock(&self.background).extend(background);
         Ok(())

@@ -185,6 +185,9 @@ pub struct BusDispatch {
     /// counted when delivery started.
     paused: Mutex<HashMap<(String, String), u64>>,
     subs: Mutex<HashMap<(String, String), Arc<Sub>>>,
+    /// Every (rule, target) the rules want delivered, here or (nodes sharing the buses) by
+    /// another node: what a redrive or a replay writes entries for.
+    delivered: Mutex<HashSet<(String, String)>>,
     /// Subscriptions stopped and maybe still finishing, by (rule, target): one made again
     /// for the same pair starts after it.
     retiring: Mutex<HashMap<(String, String), Arc<Sub>>>,
@@ -217,6 +220,7 @@ impl BusDispatch {
             counts: Counts::default(),
             paused: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
+            delivered: Mutex::new(HashSet::new()),
             retiring: Mutex::new(HashMap::new()),
             stopped: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
@@ -283,6 +287,7 @@ impl BusDispatch {
                 .clear();
         }
         let wanted: HashSet<(String, String)> = specs.wanted.iter().map(SubSpec::key).collect();
+        *guard(&self.delivered) = wanted.union(&specs.elsewhere).cloned().collect();
         // Delivered elsewhere: its state is started here all the same, so no event is missed
         // while its node takes it up.
         for (rule, target) in &specs.elsewhere {
@@ -398,6 +403,11 @@ impl BusDispatch {
             rules,
             elsewhere,
         } = specs;
+        *guard(&self.delivered) = wanted
+            .iter()
+            .map(SubSpec::key)
+            .chain(elsewhere.iter().cloned())
+            .collect();
         let next = self.log.bounds().next;
         let current: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
         for sub in &current {
@@ -748,7 +758,7 @@ impl BusDispatch {
         let subs = self.subs().clone();
         let (deliverable, orphans): (Vec<_>, Vec<_>) = letters
             .into_iter()
-            .partition(|dl| subs.contains_key(&(dl.rule.clone(), dl.target.clone())));
+            .partition(|dl| self.delivers_to(&dl.rule, &dl.target));
         for dl in &deliverable {
             if let Some(sub) = subs.get(&(dl.rule.clone(), dl.target.clone())) {
                 sub.handing(1);
@@ -765,10 +775,15 @@ impl BusDispatch {
                 return Err(e);
             }
         };
+        let mut elsewhere = false;
         for (key, entry) in made {
-            if let Some(sub) = subs.get(&(key.rule, key.target)) {
-                self.hand_over(sub, entry).await;
+            match subs.get(&(key.rule, key.target)) {
+                Some(sub) => self.hand_over(sub, entry).await,
+                None => elsewhere = true,
             }
+        }
+        if elsewhere {
+            self.written_for_others();
         }
         Ok(orphans.into_iter().map(|dl| dl.id).collect())
     }
@@ -784,10 +799,25 @@ impl BusDispatch {
         }
     }
 
-    /// Whether (rule, target) is being delivered now: a dead letter of it can be redriven.
+    /// Whether (rule, target) is being delivered now (here, or by another node): a dead
+    /// letter of it can be redriven.
     pub fn delivers_to(&self, rule: &str, target: &str) -> bool {
-        self.subs()
-            .contains_key(&(rule.to_owned(), target.to_owned()))
+        guard(&self.delivered).contains(&(rule.to_owned(), target.to_owned()))
+    }
+
+    /// Entries were written for subscriptions another node delivers: it is told.
+    fn written_for_others(&self) {
+        if let Some(o) = &self.ports.ownership {
+            o.written_for_others(&self.bus);
+        }
+    }
+
+    /// Another node wrote entries for this bus's subscriptions: each worker here reads
+    /// those it does not hold.
+    pub fn adopt(&self) {
+        for sub in self.subs().values() {
+            sub.adopt();
+        }
     }
 
     /// One step of a replay: the matched events (each with the rules it is replayed to)
@@ -799,20 +829,20 @@ impl BusDispatch {
         events: Vec<(Arc<Event>, Vec<String>)>,
         record: &ReplayRecord,
     ) -> Result<u64, sqlx::Error> {
-        let subs: Vec<Arc<Sub>> = self.subs().values().cloned().collect();
+        let subs = self.subs().clone();
+        let mut delivered: Vec<(String, String)> = guard(&self.delivered).iter().cloned().collect();
+        delivered.sort();
         let mut entries = Vec::new();
-        let mut to = Vec::new();
+        // The workers here of each entry (`None`: another node delivers it).
+        let mut to: Vec<Option<Arc<Sub>>> = Vec::new();
         for (event, rules) in &events {
-            for sub in subs.iter().filter(|s| rules.contains(&s.spec.rule)) {
+            for (rule, target) in delivered.iter().filter(|(r, _)| rules.contains(r)) {
                 let offset = event.record.offset;
-                to.push(sub.clone());
+                to.push(subs.get(&(rule.clone(), target.clone())).cloned());
                 entries.push((
-                    sub.ledger_key(),
+                    SubKey::new(rule, target),
                     Entry {
-                        delivery_id: format!(
-                            "{replay_id}:{offset}:{}:{}",
-                            sub.spec.rule, sub.spec.target_id
-                        ),
+                        delivery_id: format!("{replay_id}:{offset}:{rule}:{target}"),
                         offset,
                         origin: Origin::Replay(replay_id.to_owned()),
                         event: Some(String::from_utf8_lossy(&event.record.payload).into_owned()),
@@ -824,7 +854,7 @@ impl BusDispatch {
                 ));
             }
         }
-        for sub in &to {
+        for sub in to.iter().flatten() {
             sub.handing(1);
         }
         if let Err(e) = self
@@ -833,14 +863,21 @@ impl BusDispatch {
             .replay_step(&self.bus, &entries, record)
             .await
         {
-            for sub in &to {
+            for sub in to.iter().flatten() {
                 sub.handed(1);
             }
             return Err(e);
         }
         let made = entries.len() as u64;
+        let mut elsewhere = false;
         for (sub, (_, entry)) in to.iter().zip(entries) {
-            self.hand_over(sub, entry).await;
+            match sub {
+                Some(sub) => self.hand_over(sub, entry).await,
+                None => elsewhere = true,
+            }
+        }
+        if elsewhere {
+            self.written_for_others();
         }
         Ok(made)
     }

@@ -29,14 +29,26 @@ impl SubId {
 pub struct Ownership {
     node: String,
     owned: RwLock<HashSet<SubId>>,
+    /// Buses with ledger entries written here for subscriptions another node delivers (a
+    /// redrive, a replay): the engine tells the other nodes, whose workers then take them.
+    written: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Ownership {
-    pub fn new(node: String) -> Ownership {
-        Ownership {
+    /// Also returns where [`Ownership::written_for_others`] reports.
+    pub fn new(node: String) -> (Ownership, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (written, reports) = tokio::sync::mpsc::unbounded_channel();
+        let ownership = Ownership {
             node,
             owned: RwLock::new(HashSet::new()),
-        }
+            written,
+        };
+        (ownership, reports)
+    }
+
+    /// Ledger entries of `bus` were written for subscriptions other nodes deliver.
+    pub fn written_for_others(&self, bus: &str) {
+        let _ = self.written.send(bus.to_owned());
     }
 
     /// This node's id, as its leases name it.

@@ -127,6 +127,9 @@ pub struct Sub {
     /// more and leaves what it held unresolved in `leftovers`, with this reason.
     forgotten: Mutex<Option<String>>,
     leftovers: Mutex<Option<Leftovers>>,
+    /// Set when the ledger may hold entries for this subscription that its worker does not
+    /// (written by another node: a redrive, a replay).
+    adopt: tokio::sync::Notify,
 }
 
 /// What a forgotten subscription's worker held when it stopped: events to drop, and the
@@ -165,6 +168,7 @@ impl Sub {
             turn: tokio::sync::Mutex::new(()),
             forgotten: Mutex::new(None),
             leftovers: Mutex::new(None),
+            adopt: tokio::sync::Notify::new(),
         });
         (
             sub,
@@ -341,6 +345,15 @@ impl Sub {
 
     pub fn forgotten(&self) -> Option<String> {
         lock(&self.forgotten).clone()
+    }
+
+    /// The ledger may hold entries the worker does not: it reads them at its next turn.
+    pub fn adopt(&self) {
+        self.adopt.notify_one();
+    }
+
+    pub async fn adopting(&self) {
+        self.adopt.notified().await;
     }
 
     pub fn set_leftovers(&self, leftovers: Leftovers) {

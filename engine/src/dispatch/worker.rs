@@ -164,6 +164,7 @@ pub async fn run(dispatch: Arc<BusDispatch>, sub: Arc<Sub>, inbox: Inbox) {
             Some((event, entry)) = resends.recv(), if w.window.len() < WINDOW && w.deferred.len() < WINDOW => w.admit(event, Some(entry)).await,
             _ = sleep_until(next_retry), if next_retry.is_some() => w.fire_retries(),
             _ = sleep_until(rate_wait), if rate_wait.is_some() => {}
+            () = w.sub.adopting(), if w.deferred.len() < WINDOW => w.adopt().await,
             _ = std::future::ready(()), if catching_up => w.catch_up().await,
         }
     }
@@ -835,6 +836,55 @@ impl Worker {
         }
         self.sub.resume_at(next, ordinal);
         self.dispatch.try_attach(&self.sub, next).await;
+    }
+
+    /// Takes the entries another node wrote to the ledger for this subscription (a redrive
+    /// or a replay it ran): after a commit — so every entry this worker resolved is gone
+    /// from the ledger — every entry not from the log that the worker does not hold.
+    async fn adopt(&mut self) {
+        self.flush(false).await;
+        let state = {
+            let Some(_turn) = self.sub.ledger_turn().await else {
+                return;
+            };
+            let next = self.dispatch.log.bounds().next;
+            let key = self.sub.ledger_key();
+            match self
+                .dispatch
+                .ports
+                .ledger
+                .open(&self.dispatch.bus, &key, next)
+                .await
+            {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::warn!(bus = %self.dispatch.bus, rule = %key.rule, target = %key.target, error = %e, "reading entries written by another node failed; they wait for the next one");
+                    return;
+                }
+            }
+        };
+        // At most a window's worth at a time (the deferred ones are held in memory); the rest
+        // at the next turn.
+        let room = WINDOW.saturating_sub(self.deferred.len());
+        let mut taken = 0;
+        for entry in state.entries {
+            if taken >= room {
+                self.sub.adopt();
+                break;
+            }
+            let key: Key = (entry.offset, Arc::from(entry.delivery_id.as_str()));
+            let deferred = self
+                .deferred
+                .iter()
+                .any(|(_, e)| e.delivery_id == entry.delivery_id);
+            if entry.origin == Origin::Log || self.window.contains_key(&key) || deferred {
+                continue;
+            }
+            if let Some(event) = self.dispatch.event_of(&entry).await {
+                self.deferred.push((event, entry));
+                taken += 1;
+            }
+        }
     }
 
     /// Gives a delivery up: its dead letter is written with its resolution, at the next

@@ -1,8 +1,10 @@
 //! Telling the other nodes sharing this metadata store that it changed: PostgreSQL's
-//! LISTEN/NOTIFY on one channel, `switchyard_changes`. A notification carries nothing: a
-//! node receiving one reads the buses, rules and keys again and applies the difference
-//! (`Engine::reconcile`), so a lost or merged notification costs nothing but a read. With
-//! SQLite (one node) there is nobody to tell.
+//! LISTEN/NOTIFY on one channel, `switchyard_changes`. A notification says what changed only
+//! coarsely: empty — buses, rules or keys (a node receiving one reads them all again and
+//! applies the difference, `Engine::reconcile`, so a lost or merged notification costs
+//! nothing but a read) — or `entries <bus>`: ledger entries were written for subscriptions
+//! of `<bus>` another node delivers (its workers read them). With SQLite (one node) there
+//! is nobody to tell.
 
 use std::time::Duration;
 
@@ -18,14 +20,16 @@ pub struct ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// Waits for the next change. Also returns when the connection was lost and made again
-    /// (notifications may have been missed meanwhile): either way, read everything again.
-    pub async fn next(&mut self) {
+    /// Waits for the next change and returns what it says; `None` when the connection was
+    /// lost and made again (notifications may have been missed: read everything again).
+    pub async fn next(&mut self) -> Option<String> {
         match self.listener.try_recv().await {
-            Ok(_) => {}
+            Ok(Some(n)) => Some(n.payload().to_owned()),
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "listening for metadata changes failed; trying again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                None
             }
         }
     }
@@ -35,11 +39,22 @@ impl MetaStore {
     /// Tells the other nodes that metadata changed (after the change is committed). A
     /// failure is logged: the others then see it at their next periodic read.
     pub async fn changed(&self) {
+        self.changed_about("").await;
+    }
+
+    /// Tells the other nodes that ledger entries were written for `bus`'s subscriptions
+    /// they may deliver.
+    pub async fn entries_written(&self, bus: &str) {
+        self.changed_about(&format!("entries {bus}")).await;
+    }
+
+    async fn changed_about(&self, what: &str) {
         if self.postgres_url.is_none() {
             return;
         }
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
+            .bind(what)
             .execute(&self.pool)
             .await
         {
