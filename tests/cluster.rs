@@ -284,6 +284,45 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
         with_key(&a).await.unwrap().status() == 401
     })
     .await;
+    // A webhook made on a answers on b; deleted on b, gone on a.
+    let hook = json!({"bus": "default", "source": "https://github.com/acme/shop",
+        "type_from": "X-GitHub-Event", "verify": {"scheme": "github", "secret": "s3cret"}});
+    a.call(Method::PUT, "/v1/webhooks/gh", Some(hook), 201)
+        .await;
+    within(second, "a webhook made on a, on b", async || {
+        status_of(&b, Method::GET, "/v1/webhooks/gh").await == 200
+    })
+    .await;
+    b.call(Method::DELETE, "/v1/webhooks/gh", None, 204).await;
+    within(second, "a webhook deleted on b, gone on a", async || {
+        status_of(&a, Method::GET, "/v1/webhooks/gh").await == 404
+    })
+    .await;
+    // A function deployed on a runs on b; deleted on b, gone on a.
+    let wat = std::fs::read(format!(
+        "{}/../functions/wat/echo.wat",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let module = wat::parse_bytes(&wat).unwrap().into_owned();
+    let deployed = a
+        .send(
+            a.request(Method::PUT, "/v1/functions/echo")
+                .header("content-type", "application/wasm")
+                .body(module),
+        )
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    within(second, "a function deployed on a, on b", async || {
+        status_of(&b, Method::GET, "/v1/functions/echo").await == 200
+    })
+    .await;
+    b.call(Method::DELETE, "/v1/functions/echo", None, 204)
+        .await;
+    within(second, "a function deleted on b, gone on a", async || {
+        status_of(&a, Method::GET, "/v1/functions/echo").await == 404
+    })
+    .await;
     drop((a, b));
     delete_streams(NATS, &prefix, &["default"]).await;
     delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;

@@ -91,8 +91,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 /// How often a node reads the buses, rules and keys again even without a notification.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 
-/// With PostgreSQL (nodes sharing it): applies what other nodes change — buses, rules and
-/// API keys — on each change notification (within a second), and every
+/// With PostgreSQL (nodes sharing it): applies what other nodes change — API keys,
+/// webhooks, functions, buses and rules — on each change notification (within a second),
+/// and every
 /// [`RECONCILE_EVERY`] in case one was missed. With SQLite there are no other nodes.
 async fn follow_changes(state: Arc<AppState>) {
     let mut feed = loop {
@@ -127,9 +128,16 @@ async fn follow_changes(state: Arc<AppState>) {
                 }
             }
         }
-        // Keys first: closing a bus deleted elsewhere can take a few seconds.
+        // Keys, webhooks, functions first: closing a bus deleted elsewhere can take a few
+        // seconds.
         if let Err(e) = state.keys.reload(&state.engine.meta).await {
             tracing::warn!(error = %e, "reloading API keys failed; trying again");
+        }
+        if let Err(e) = state.webhooks.reload(&state.engine.meta).await {
+            tracing::warn!(error = %e, "reloading webhooks failed; trying again");
+        }
+        if let Err(e) = state.engine.functions.reload(&state.engine.meta).await {
+            tracing::warn!(error = %e, "reloading functions failed; trying again");
         }
         if let Err(e) = state.engine.reconcile().await {
             tracing::warn!(error = %e, "applying other nodes' changes failed; trying again");

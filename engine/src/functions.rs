@@ -92,6 +92,36 @@ impl Functions {
         self.deployed.get(name)
     }
 
+    /// Brings the deployed functions in line with the metadata store (another node
+    /// deployed, changed or removed one): only what changed is read and compiled.
+    pub async fn reload(&self, meta: &MetaStore) -> anyhow::Result<()> {
+        let stored = meta.function_versions().await?;
+        for d in self.list() {
+            if !stored.iter().any(|(name, _)| *name == d.name) {
+                self.deployed.remove(&d.name);
+            }
+        }
+        for (name, updated_at_ms) in stored {
+            if self
+                .get(&name)
+                .is_some_and(|d| d.updated_at_ms == updated_at_ms)
+            {
+                continue;
+            }
+            let Some(row) = meta.get_function(&name).await? else {
+                continue;
+            };
+            let rt = self.runtime.clone();
+            match tokio::task::spawn_blocking(move || deployed(&rt, row)).await? {
+                Ok(d) => self.deployed.insert(&name, Arc::new(d)),
+                Err((name, e)) => {
+                    tracing::error!(function = %name, error = %e, "stored function does not compile; skipped");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every deployed function, by name.
     pub fn list(&self) -> Vec<Arc<Deployed>> {
         self.deployed.list().into_iter().map(|(_, d)| d).collect()
@@ -142,12 +172,14 @@ impl Functions {
             function,
         });
         self.deployed.insert(name, d.clone());
+        meta.changed().await;
         Ok((d, created))
     }
 
     /// Removes a function; returns whether it existed.
     pub async fn remove(&self, meta: &MetaStore, name: &str) -> Result<bool, sqlx::Error> {
         let existed = meta.delete_function(name).await?;
+        meta.changed().await;
         Ok(self.deployed.remove(name) || existed)
     }
 

@@ -43,12 +43,42 @@ impl MetaStore {
 
     /// Every function, modules included.
     pub async fn list_functions(&self) -> Result<Vec<FunctionRow>, sqlx::Error> {
-        let rows = sqlx::query(
+        self.functions_where("1 = 1", None).await
+    }
+
+    /// The stored function `name`, module included.
+    pub async fn get_function(&self, name: &str) -> Result<Option<FunctionRow>, sqlx::Error> {
+        Ok(self
+            .functions_where("name = $1", Some(name))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Every function's name and update time, without the modules.
+    pub async fn function_versions(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT name, updated_at FROM functions ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("name")?, row.try_get("updated_at")?)))
+            .collect()
+    }
+
+    async fn functions_where(
+        &self,
+        condition: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<FunctionRow>, sqlx::Error> {
+        let sql = format!(
             "SELECT name, module, sha256, timeout_ms, memory_mb, fuel, created_at, updated_at
-             FROM functions ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             FROM functions WHERE {condition} ORDER BY name"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(name) = name {
+            query = query.bind(name);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
         rows.iter()
             .map(|row| {

@@ -156,6 +156,18 @@ pub struct Webhooks {
 
 impl Webhooks {
     pub async fn load(meta: &MetaStore) -> anyhow::Result<Webhooks> {
+        Ok(Webhooks {
+            all: Named::new(Self::read(meta).await?),
+        })
+    }
+
+    /// Reads the webhooks again (another node changed one).
+    pub async fn reload(&self, meta: &MetaStore) -> anyhow::Result<()> {
+        self.all.replace_all(Self::read(meta).await?);
+        Ok(())
+    }
+
+    async fn read(meta: &MetaStore) -> anyhow::Result<HashMap<String, Arc<Webhook>>> {
         let mut all = HashMap::new();
         for row in meta.list_webhooks().await? {
             match Webhook::from_row(&row) {
@@ -167,9 +179,7 @@ impl Webhooks {
                 }
             }
         }
-        Ok(Webhooks {
-            all: Named::new(all),
-        })
+        Ok(all)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Webhook>> {
@@ -190,11 +200,13 @@ impl Webhooks {
         w.created_at_ms = created_at_ms;
         let w = Arc::new(w);
         self.all.insert(&w.name, w.clone());
+        meta.changed().await;
         Ok(w)
     }
 
     pub async fn remove(&self, meta: &MetaStore, name: &str) -> Result<bool, sqlx::Error> {
         let existed = meta.delete_webhook(name).await?;
+        meta.changed().await;
         Ok(self.all.remove(name) || existed)
     }
 }
