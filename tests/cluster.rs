@@ -298,6 +298,19 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
         status_of(&a, Method::GET, "/v1/webhooks/gh").await == 404
     })
     .await;
+    // A schema declared on a is known on b.
+    let schema_path = "/v1/schemas/%2Fshop/order.created";
+    a.call(
+        Method::PUT,
+        schema_path,
+        Some(json!({"schema": {"type": "object", "required": ["total"]}})),
+        201,
+    )
+    .await;
+    within(second, "a schema declared on a, on b", async || {
+        status_of(&b, Method::GET, schema_path).await == 200
+    })
+    .await;
     // A function deployed on a runs on b; deleted on b, gone on a.
     let wat = std::fs::read(format!(
         "{}/../functions/wat/echo.wat",

@@ -139,6 +139,9 @@ async fn follow_changes(state: Arc<AppState>) {
         if let Err(e) = state.engine.functions.reload(&state.engine.meta).await {
             tracing::warn!(error = %e, "reloading functions failed; trying again");
         }
+        if let Err(e) = state.engine.schemas.reload(&state.engine.meta).await {
+            tracing::warn!(error = %e, "reloading schemas failed; trying again");
+        }
         if let Err(e) = state.engine.reconcile().await {
             tracing::warn!(error = %e, "applying other nodes' changes failed; trying again");
         }

@@ -62,6 +62,30 @@ impl Subject {
     fn latest(&self) -> u32 {
         self.versions.last().map_or(0, |v| v.version)
     }
+
+    /// Takes a stored version (they come in version order).
+    fn apply(&mut self, row: &SchemaVersionRow) {
+        let Ok(schema) = serde_json::from_str::<Value>(&row.schema) else {
+            tracing::error!(source = %row.source, ty = %row.ty, version = row.version, "stored schema is not JSON");
+            return;
+        };
+        if row.explicit {
+            match Validator::compile(&schema) {
+                Ok(v) => self.validator = Some(Arc::new(v)),
+                Err(e) => {
+                    tracing::error!(source = %row.source, ty = %row.ty, error = %e, "stored schema no longer compiles")
+                }
+            }
+        } else if let Ok(d) = Discovered::resume(row.version, &schema, Caps::default()) {
+            self.discovered = d;
+        }
+        self.versions.push(Version {
+            version: row.version,
+            explicit: row.explicit,
+            schema: Arc::new(schema),
+            created_at_ms: row.created_at_ms,
+        });
+    }
 }
 
 type Key = (String, String);
@@ -111,26 +135,7 @@ impl Schemas {
             let subject = subjects
                 .entry(key)
                 .or_insert_with(|| Subject::new(row.created_at_ms));
-            let Ok(schema) = serde_json::from_str::<Value>(&row.schema) else {
-                tracing::error!(source = %row.source, ty = %row.ty, version = row.version, "stored schema is not JSON");
-                continue;
-            };
-            if row.explicit {
-                match Validator::compile(&schema) {
-                    Ok(v) => subject.validator = Some(Arc::new(v)),
-                    Err(e) => {
-                        tracing::error!(source = %row.source, ty = %row.ty, error = %e, "stored schema no longer compiles")
-                    }
-                }
-            } else if let Ok(d) = Discovered::resume(row.version, &schema, Caps::default()) {
-                subject.discovered = d;
-            }
-            subject.versions.push(Version {
-                version: row.version,
-                explicit: row.explicit,
-                schema: Arc::new(schema),
-                created_at_ms: row.created_at_ms,
-            });
+            subject.apply(&row);
         }
         let (tx, rx) = mpsc::channel(4096);
         Ok(Schemas {
@@ -238,9 +243,18 @@ impl Schemas {
                 created_at_ms: now,
             }
         };
-        meta.insert_schema_version(&row)
+        let stored = meta
+            .insert_schema_version(&row)
             .await
             .map_err(DeclareError::Store)?;
+        if !stored {
+            // Another node stored this version number first.
+            return Err(DeclareError::Store(sqlx::Error::Protocol(format!(
+                "version {} of this schema was stored by another node at the same time; try again",
+                row.version
+            ))));
+        }
+        meta.changed().await;
         Ok(row.version)
     }
 
@@ -257,7 +271,55 @@ impl Schemas {
             subject.versions.retain(|v| !v.explicit);
             subject.validator = None;
         }
+        meta.changed().await;
         Ok(removed > 0)
+    }
+
+    /// Takes the versions other nodes stored (discovered or declared; nodes sharing the
+    /// metadata store): a (source, type) whose versions differ from the store's takes the
+    /// store's, and discovery goes on from its newest.
+    pub async fn reload(&self, meta: &MetaStore) -> Result<(), sqlx::Error> {
+        let _turn = self.declaring.lock().await;
+        let mut stored: BTreeMap<Key, Vec<SchemaVersionRow>> = BTreeMap::new();
+        for row in meta.schema_versions().await? {
+            stored
+                .entry((row.source.clone(), row.ty.clone()))
+                .or_default()
+                .push(row);
+        }
+        let mut subjects = self.lock();
+        for (key, subject) in subjects.iter_mut() {
+            if !stored.contains_key(key) && subject.versions.iter().any(|v| v.explicit) {
+                // Declared versions removed through another node, nothing discovered.
+                subject.versions.clear();
+                subject.validator = None;
+                subject.discovered = Discovered::new(Caps::default());
+            }
+        }
+        for (key, rows) in stored {
+            let Some(first) = rows.first() else {
+                continue;
+            };
+            let subject = subjects
+                .entry(key)
+                .or_insert_with(|| Subject::new(first.created_at_ms));
+            let same = subject.versions.len() == rows.len()
+                && subject
+                    .versions
+                    .iter()
+                    .zip(&rows)
+                    .all(|(v, r)| v.version == r.version && v.explicit == r.explicit);
+            if same {
+                continue;
+            }
+            subject.versions.clear();
+            subject.validator = None;
+            subject.discovered = Discovered::new(Caps::default());
+            for row in &rows {
+                subject.apply(row);
+            }
+        }
+        Ok(())
     }
 
     /// Runs discovery and saves counters, until the process ends.
@@ -270,8 +332,15 @@ impl Schemas {
         tokio::spawn(async move {
             while let Some(s) = rx.recv().await {
                 for row in me.discover(s) {
-                    if let Err(e) = store.insert_schema_version(&row).await {
-                        tracing::error!(error = %e, "saving a discovered schema failed");
+                    match store.insert_schema_version(&row).await {
+                        Ok(true) => store.changed().await,
+                        // Another node stored this version first: take the store's.
+                        Ok(false) => {
+                            if let Err(e) = me.reload(&store).await {
+                                tracing::warn!(error = %e, "reloading schemas failed");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "saving a discovered schema failed"),
                     }
                 }
             }

@@ -83,10 +83,12 @@ impl MetaStore {
             .collect()
     }
 
-    pub async fn insert_schema_version(&self, v: &SchemaVersionRow) -> Result<(), sqlx::Error> {
+    /// Stores a version; `false` if that version number is stored already (by another
+    /// node sharing the store).
+    pub async fn insert_schema_version(&self, v: &SchemaVersionRow) -> Result<bool, sqlx::Error> {
         sqlx::query(
             "INSERT INTO schema_versions (source, type, version, explicit, schema, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&v.source)
         .bind(&v.ty)
@@ -96,7 +98,7 @@ impl MetaStore {
         .bind(v.created_at_ms)
         .execute(&self.pool)
         .await
-        .map(|_| ())
+        .map(|done| done.rows_affected() == 1)
     }
 
     /// Removes the declared versions of a (source, type); returns how many there were.
