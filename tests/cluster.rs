@@ -427,3 +427,80 @@ async fn a_redrive_through_one_node_reaches_the_other_nodes_subscriptions() {
     delete_streams(NATS, &prefix, &["default"]).await;
     delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
 }
+
+/// A replay whose node is SIGKILLed while it runs goes on on another node once its claim
+/// expires: every event of the window is delivered as replayed, and the replay ends `done`.
+#[tokio::test]
+async fn a_replay_goes_on_on_another_node_when_its_node_dies() {
+    use reqwest::Method;
+    let prefix = unique_prefix();
+    let rx = Receiver::start(vec![]).await;
+    let mut a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
+    let db = a.db_url().unwrap();
+    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let from = now();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut want = BTreeSet::new();
+    for chunk in 0..8 {
+        want.extend(publish(&a, &format!("w{chunk}-"), 100).await);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let to = now();
+    // Made after the events: only the replay delivers them, 200 a second.
+    a.put_rule(
+        "default",
+        "r",
+        json!({"pattern": {"source": ["/tests"]},
+               "targets": [{"id": "hook", "kind": "http", "http": {"url": rx.url},
+                            "rate_limit_per_second": 200}]}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        (delivering(&a).await == 1).then_some(())
+    })
+    .await;
+    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
+    let b = Server::start_seeded(
+        Backend::Sqlite,
+        &node_args(&prefix, "node-b", Some(&db)),
+        &[],
+        &[("admin.key", admin_key)],
+    )
+    .await;
+    let started = a
+        .call(
+            Method::POST,
+            "/v1/buses/default/replays",
+            Some(json!({"from": from, "to": to})),
+            202,
+        )
+        .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    // 800 deliveries at 200/s: the replay still runs (its second step waits for the
+    // worker) when its node dies.
+    rx.wait_for(50, Duration::from_secs(10)).await;
+    let path = format!("/v1/buses/default/replays/{id}");
+    assert_eq!(
+        a.call(Method::GET, &path, None, 200).await["status"],
+        "running"
+    );
+    a.kill().await;
+    eventually(Duration::from_secs(30), || async {
+        let replayed: BTreeSet<String> = rx
+            .received()
+            .iter()
+            .map(|r| r.json())
+            .filter(|e| e["replayid"] == id.as_str())
+            .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (replayed == want).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        (b.call(Method::GET, &path, None, 200).await["status"] == "done").then_some(())
+    })
+    .await;
+    drop(b);
+    delete_streams(NATS, &prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+}

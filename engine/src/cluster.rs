@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use switchyard_core::time::now_ms;
 
-use crate::dispatch::ownership::{Ownership, SubId};
+use crate::dispatch::ownership::{Ownership, SubId, is_claim};
 use crate::engine::Engine;
 
 /// This node in the cluster.
@@ -75,10 +75,12 @@ async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Err
         .await?
         .len()
         .max(1);
+    // (Renewing extends this node's replay claims too; they are not balanced.)
     let mut mine: HashSet<SubId> = meta
         .renew_leases(m.node(), until)
         .await?
         .into_iter()
+        .filter(|l| !is_claim(l))
         .collect();
     let wanted = wanted(engine);
     let share = wanted.len().div_ceil(live);
@@ -115,6 +117,10 @@ async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Err
             mine.remove(&s);
             giving_up.push(s);
         }
+    }
+    // Replays whose node stopped holding their claim (it died) go on here.
+    for bus in engine.buses.all() {
+        crate::dispatch::replay::take_over(&bus.dispatch, &bus.rules).await;
     }
     let before = m.ownership.owned();
     if before == mine && giving_up.is_empty() {

@@ -208,7 +208,8 @@ impl Engine {
         let (publish, publishes) = Publisher::channel();
         let mut entries_written = None;
         let membership = config.cluster.as_ref().map(|c| {
-            let (ownership, reports) = Ownership::new(c.node.clone());
+            let (ownership, reports) =
+                Ownership::new(c.node.clone(), Arc::new(meta.clone()), c.lease);
             entries_written = Some(reports);
             Arc::new(Membership {
                 ownership: Arc::new(ownership),

@@ -6,7 +6,20 @@
 //! more for it. Without an `Ownership`, a node delivers everything (one node).
 
 use std::collections::HashSet;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Claims on work one node at a time does (a replay): leases beside the subscriptions'.
+#[async_trait]
+pub trait Claims: Send + Sync {
+    /// Takes or extends `what` for `node` for `lease`; `false` if another node holds it (or
+    /// the store cannot be asked).
+    async fn claim(&self, node: &str, what: &SubId, lease: Duration) -> bool;
+    /// Gives `what` up.
+    async fn unclaim(&self, node: &str, what: &SubId);
+}
 
 /// One subscription, across buses.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,18 +45,45 @@ pub struct Ownership {
     /// Buses with ledger entries written here for subscriptions another node delivers (a
     /// redrive, a replay): the engine tells the other nodes, whose workers then take them.
     written: tokio::sync::mpsc::UnboundedSender<String>,
+    claims: Arc<dyn Claims>,
+    lease: Duration,
+}
+
+/// The claim on running replay `id` of `bus` (its rule part cannot be a rule's name).
+pub fn replay_claim(bus: &str, id: &str) -> SubId {
+    SubId::new(bus, &format!("replay:{id}"), "")
+}
+
+/// Whether a lease is a replay's claim rather than a subscription's.
+pub fn is_claim(lease: &SubId) -> bool {
+    lease.rule.starts_with("replay:")
 }
 
 impl Ownership {
     /// Also returns where [`Ownership::written_for_others`] reports.
-    pub fn new(node: String) -> (Ownership, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    pub fn new(
+        node: String,
+        claims: Arc<dyn Claims>,
+        lease: Duration,
+    ) -> (Ownership, tokio::sync::mpsc::UnboundedReceiver<String>) {
         let (written, reports) = tokio::sync::mpsc::unbounded_channel();
         let ownership = Ownership {
             node,
             owned: RwLock::new(HashSet::new()),
             written,
+            claims,
+            lease,
         };
         (ownership, reports)
+    }
+
+    /// Takes or extends the claim `what` for this node.
+    pub async fn claim(&self, what: &SubId) -> bool {
+        self.claims.claim(&self.node, what, self.lease).await
+    }
+
+    pub async fn unclaim(&self, what: &SubId) {
+        self.claims.unclaim(&self.node, what).await;
     }
 
     /// Ledger entries of `bus` were written for subscriptions other nodes deliver.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ledger::ReplayRecord;
+use super::ownership::replay_claim;
 use super::{BusDispatch, Event};
 use crate::ruleset::RuleSet;
 use switchyard_core::time::now_ms;
@@ -50,6 +51,8 @@ pub const KEPT_REPLAYS: usize = 100;
 #[derive(Default)]
 pub struct Replays {
     all: Mutex<BTreeMap<String, Progress>>,
+    /// The replays this node is running.
+    runners: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Replays {
@@ -88,6 +91,23 @@ impl Replays {
         forgotten
     }
 
+    fn runners(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.runners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this node runs replay `id`.
+    pub fn running(&self, id: &str) -> bool {
+        self.runners().contains(id)
+    }
+
+    fn started(&self, id: &str) {
+        self.runners().insert(id.to_owned());
+    }
+
+    fn stopped(&self, id: &str) {
+        self.runners().remove(id);
+    }
+
     fn update(&self, id: &str, f: impl FnOnce(&mut Progress)) {
         if let Some(p) = self.lock().get_mut(id) {
             f(p);
@@ -119,14 +139,26 @@ pub async fn start(
         error: None,
     };
     let position = dispatch.log.bounds().first.unwrap_or(0);
+    if let Some(o) = &dispatch.ports.ownership {
+        // A new id: no other node holds it.
+        o.claim(&replay_claim(&dispatch.bus, &id)).await;
+    }
     save(&dispatch, &progress, position, Vec::new()).await?;
     remember(&dispatch, progress.clone()).await;
     spawn(dispatch, rules, progress.clone(), from_ms, to_ms, position);
     Ok(progress)
 }
 
-/// Loads a bus's replays as saved and resumes those that were running.
+/// Loads a bus's replays as saved and resumes those that were running (when nodes share
+/// the buses: those no other node runs — whose claim it can take).
 pub async fn resume(dispatch: &Arc<BusDispatch>, rules: &Arc<RwLock<RuleSet>>) {
+    take_over(dispatch, rules).await;
+}
+
+/// The same, at any time (nodes sharing the buses: a replay whose node died goes on here
+/// once its claim expires): the saved ones are remembered, and a running one this node does
+/// not run is resumed if its claim can be taken.
+pub async fn take_over(dispatch: &Arc<BusDispatch>, rules: &Arc<RwLock<RuleSet>>) {
     let saved = match dispatch.ports.ledger.replays(&dispatch.bus).await {
         Ok(saved) => saved,
         Err(e) => {
@@ -143,9 +175,14 @@ pub async fn resume(dispatch: &Arc<BusDispatch>, rules: &Arc<RwLock<RuleSet>>) {
             switchyard_core::time::parse_instant_ms(&progress.from),
             switchyard_core::time::parse_instant_ms(&progress.to),
         );
-        remember(dispatch, progress.clone()).await;
+        let running_here = dispatch.replays.running(&progress.id);
+        if !running_here {
+            remember(dispatch, progress.clone()).await;
+        }
         if progress.status == Status::Running
+            && !running_here
             && let (Some(from_ms), Some(to_ms)) = window
+            && claim(dispatch, &progress.id).await
         {
             spawn(
                 dispatch.clone(),
@@ -156,6 +193,21 @@ pub async fn resume(dispatch: &Arc<BusDispatch>, rules: &Arc<RwLock<RuleSet>>) {
                 record.position,
             );
         }
+    }
+}
+
+/// Why a replay's run ended early.
+enum Stop {
+    Failed(String),
+    /// Another node took the replay's claim (this one stalled past it): it runs it now.
+    Lost,
+}
+
+/// Takes or extends this node's claim on replay `id`; always `true` on one node.
+async fn claim(dispatch: &BusDispatch, id: &str) -> bool {
+    match &dispatch.ports.ownership {
+        Some(o) => o.claim(&replay_claim(&dispatch.bus, id)).await,
+        None => true,
     }
 }
 
@@ -181,6 +233,7 @@ fn spawn(
     to_ms: i64,
     position: u64,
 ) {
+    dispatch.replays.started(&progress.id);
     tokio::spawn(async move {
         let id = progress.id.clone();
         let rule = progress.rule.clone();
@@ -194,20 +247,29 @@ fn spawn(
             position,
         )
         .await;
+        dispatch.replays.stopped(&id);
+        if matches!(result, Err(Stop::Lost)) {
+            // Another node runs it now.
+            return;
+        }
         dispatch.replays.update(&id, |p| {
             p.finished_at = Some(switchyard_core::time::format_ms(now_ms()));
             match result {
                 Ok(()) => p.status = Status::Done,
-                Err(e) => {
+                Err(Stop::Failed(e)) => {
                     p.status = Status::Failed;
                     p.error = Some(e);
                 }
+                Err(Stop::Lost) => {}
             }
         });
         if let Some(done) = dispatch.replays.get(&id)
             && let Err(e) = save(&dispatch, &done, u64::MAX, Vec::new()).await
         {
             tracing::warn!(bus = %dispatch.bus, replay = %id, error = %e, "saving a finished replay failed");
+        }
+        if let Some(o) = &dispatch.ports.ownership {
+            o.unclaim(&replay_claim(&dispatch.bus, &id)).await;
         }
     });
 }
@@ -237,12 +299,18 @@ async fn run(
     to_ms: i64,
     only: Option<&str>,
     mut at: u64,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let log = dispatch.log.clone();
     let id = progress.id.clone();
     at = at.max(log.bounds().first.unwrap_or(0));
     loop {
-        let records = log.read(at, 500).await.map_err(|e| e.to_string())?;
+        if !claim(dispatch, &id).await {
+            return Err(Stop::Lost);
+        }
+        let records = log
+            .read(at, 500)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         if records.is_empty() {
             return Ok(());
         }
@@ -273,12 +341,12 @@ async fn run(
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("replayid".into(), Value::from(id.as_str()));
             }
-            let payload = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+            let payload = serde_json::to_vec(&value).map_err(|e| Stop::Failed(e.to_string()))?;
             step.push((Arc::new(Event::from_json(record.offset, payload)), matched));
         }
         let made = save(dispatch, &progress, at, step)
             .await
-            .map_err(|e| format!("saving the replay's progress: {e}"))?;
+            .map_err(|e| Stop::Failed(format!("saving the replay's progress: {e}")))?;
         progress.deliveries += made;
         let snapshot = progress.clone();
         dispatch.replays.update(&id, |p| *p = snapshot);

@@ -1,10 +1,35 @@
 //! Nodes and delivery leases (`nodes`, `delivery_leases`): which node delivers each (bus,
 //! rule, target) when several share the metadata store. See `crate::cluster`.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use sqlx::Row;
+use switchyard_core::time::now_ms;
 
 use super::MetaStore;
-use crate::dispatch::ownership::SubId;
+use crate::dispatch::ownership::{Claims, SubId};
+
+#[async_trait]
+impl Claims for MetaStore {
+    async fn claim(&self, node: &str, what: &SubId, lease: Duration) -> bool {
+        let now = now_ms();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        match self.acquire_lease(node, what, now, until).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming {what:?} failed");
+                false
+            }
+        }
+    }
+
+    async fn unclaim(&self, node: &str, what: &SubId) {
+        if let Err(e) = self.release_lease(node, what).await {
+            tracing::warn!(error = %e, "giving up {what:?} failed; it expires instead");
+        }
+    }
+}
 
 impl MetaStore {
     /// Records that `node` is alive at `now_ms`.
