@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::durability::stored_ids;
 use crate::jetstream::{NATS, delete_streams, unique_prefix};
 use crate::receiver::{Receiver, eventually};
 use crate::support::{Backend, Server, event};
@@ -501,6 +502,129 @@ async fn a_replay_goes_on_on_another_node_when_its_node_dies() {
     })
     .await;
     drop(b);
+    delete_streams(NATS, &prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+}
+
+/// Keeps publishing batches of ten through `s` until told to stop or refused; returns the
+/// ids acknowledged.
+fn keep_publishing(
+    s: &Server,
+    name: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    let url = format!("{}/v1/buses/default/events", s.base);
+    let (key, client) = (s.key.clone(), s.client.clone());
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        for n in 0.. {
+            if stop.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            let ids: Vec<String> = (0..10).map(|k| format!("{name}-{n}-{k}")).collect();
+            let events: Vec<Value> = ids.iter().map(|id| event(id, json!(n))).collect();
+            let sent = client
+                .post(&url)
+                .bearer_auth(&key)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(json!(events).to_string())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status() == 200 => acked.extend(ids),
+                // Refused or cut off (its node was killed): not acknowledged, not promised.
+                _ => break,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        acked
+    })
+}
+
+/// Three nodes take publishes while one of them is SIGKILLed: every acknowledged event is
+/// delivered to every target and readable on the surviving nodes, and each surviving node
+/// delivers.
+#[tokio::test]
+async fn three_nodes_lose_nothing_acknowledged_when_one_is_killed_under_load() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let prefix = unique_prefix();
+    let mut receivers = Vec::new();
+    for _ in 0..3 {
+        receivers.push(Receiver::start(vec![]).await);
+    }
+    let a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
+    let db = a.db_url().unwrap();
+    for (i, rx) in receivers.iter().enumerate() {
+        a.put_rule(
+            "default",
+            &format!("r{i}"),
+            json!({"pattern": {"source": ["/tests"]},
+                   "targets": [{"id": "hook", "kind": "http", "http": {"url": rx.url}}]}),
+        )
+        .await;
+    }
+    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
+    let mut others = Vec::new();
+    for node in ["node-b", "node-c"] {
+        others.push(
+            Server::start_seeded(
+                Backend::Sqlite,
+                &node_args(&prefix, node, Some(&db)),
+                &[],
+                &[("admin.key", admin_key.clone())],
+            )
+            .await,
+        );
+    }
+    let c = others.pop().unwrap();
+    let mut b = others.pop().unwrap();
+    eventually(Duration::from_secs(15), || async {
+        let each = (
+            delivering(&a).await,
+            delivering(&b).await,
+            delivering(&c).await,
+        );
+        (each == (1, 1, 1)).then_some(())
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishers = [
+        keep_publishing(&a, "a", stop.clone()),
+        keep_publishing(&b, "b", stop.clone()),
+        keep_publishing(&c, "c", stop.clone()),
+    ];
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.kill().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Release);
+    let mut acked: BTreeSet<String> = BTreeSet::new();
+    let mut per_node = Vec::new();
+    for p in publishers {
+        let ids = p.await.unwrap();
+        per_node.push(ids.len());
+        acked.extend(ids);
+    }
+    assert!(
+        per_node.iter().all(|n| *n > 0),
+        "every node took publishes: {per_node:?}"
+    );
+    for rx in &receivers {
+        eventually(Duration::from_secs(30), || async {
+            (ids_of(rx).is_superset(&acked)).then_some(())
+        })
+        .await;
+    }
+    // Readable on both survivors; both delivered.
+    for s in [&a, &c] {
+        eventually(Duration::from_secs(10), || async {
+            let stored: BTreeSet<String> = stored_ids(s, "default").await.into_iter().collect();
+            stored.is_superset(&acked).then_some(())
+        })
+        .await;
+        assert!(delivered_by(s).await > 0);
+    }
+    drop((a, b, c));
     delete_streams(NATS, &prefix, &["default"]).await;
     delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
 }

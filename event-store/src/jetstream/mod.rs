@@ -78,57 +78,47 @@
 //! a first fetch on a parked consumer, which gets [`PARKED_CURSOR_WAIT`] to answer; `find`
 //! one consumer creation and deletion and `matches / FETCH_BATCH + 1` fetches;
 //! `remove_before` one stream info, `log2(len) + 1` gets and one purge.
+//!
+//! # Files
+//!
+//! `mod.rs` holds the options, opening and deleting a stream, the bounds cache and the
+//! `LogStore` impl, which hands the work to `append.rs` (key lookups, compare-and-set
+//! publishes, acks), `read.rs` (cursors, fetches, `find`) and `retention.rs`
+//! (`remove_before`). `envelope.rs` is the message body; `tests.rs` runs against a real server.
+//!
+//! [`LOOKUP_CONCURRENCY`]: append::LOOKUP_CONCURRENCY
+//! [`MAX_IN_FLIGHT`]: append::MAX_IN_FLIGHT
+//! [`MAX_CONFLICT_ROUNDS`]: append::MAX_CONFLICT_ROUNDS
+//! [`FETCH_BATCH`]: read::FETCH_BATCH
+//! [`MAX_CURSORS`]: read::MAX_CURSORS
+//! [`CURSOR_IDLE`]: read::CURSOR_IDLE
+//! [`CURSOR_INACTIVE_THRESHOLD`]: read::CURSOR_INACTIVE_THRESHOLD
+//! [`PARKED_CURSOR_WAIT`]: read::PARKED_CURSOR_WAIT
 
+mod append;
 mod envelope;
+mod read;
+mod retention;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::{Future, IntoFuture as _};
+use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_nats::HeaderMap;
-use async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE;
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use async_nats::jetstream::context::{DeleteStreamErrorKind, PublishAckFuture, PublishErrorKind};
-use async_nats::jetstream::stream::{
-    self, DirectGetErrorKind, LastRawMessageErrorKind, StorageType,
-};
+use async_nats::jetstream::context::DeleteStreamErrorKind;
+use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self as js, ErrorCode};
 use async_trait::async_trait;
-use futures_util::StreamExt as _;
 
 use crate::log::{Appended, Bounds, LogError, LogOptions, LogStats, LogStore, NewRecord, Record};
 
-/// Key lookups of one `append` in flight at once.
-const LOOKUP_CONCURRENCY: usize = 64;
-/// Publishes of one `append` awaiting their ack at once.
-const MAX_IN_FLIGHT: usize = 512;
-/// Rounds of one `append` that may see publishes refused by concurrent writers before it
-/// gives up with `LogError::Unavailable`.
-const MAX_CONFLICT_ROUNDS: usize = 16;
-/// Messages asked for by one fetch request.
-const FETCH_BATCH: usize = 1024;
-/// Read cursors (consumers) kept per log.
-const MAX_CURSORS: usize = 16;
-/// A cursor unused this long is dropped rather than reused: well before the server removes
-/// its consumer ([`CURSOR_INACTIVE_THRESHOLD`]).
-const CURSOR_IDLE: Duration = Duration::from_secs(30);
-/// The first fetch from a parked cursor waits at most this long for an answer (a no-wait fetch
-/// is answered at once; a lost consumer never), then the read starts over with a new consumer.
-const PARKED_CURSOR_WAIT: Duration = Duration::from_secs(1);
-/// The server removes a read consumer nobody pulled from this long.
-const CURSOR_INACTIVE_THRESHOLD: Duration = Duration::from_secs(120);
-/// The server removes a `find` consumer nobody pulled from this long (`find` deletes it
-/// itself; this covers a `find` that failed half-way).
-const FIND_INACTIVE_THRESHOLD: Duration = Duration::from_secs(10);
+use read::Cursor;
+
 /// JetStream's own dedup window (for `Nats-Msg-Id`, which we do not use): the server's
 /// minimum (it refuses less; 0 would mean its default of two minutes).
 const DUPLICATE_WINDOW: Duration = Duration::from_millis(100);
-/// `find` returns at most this many records: the newest ones.
-const FIND_LIMIT: usize = 1000;
 
 /// Options of the JetStream log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,45 +161,6 @@ pub struct JetStreamLog {
     cursors: Mutex<Vec<Cursor>>,
     records: AtomicU64,
     flights: AtomicU64,
-}
-
-/// A read consumer parked where it stopped.
-struct Cursor {
-    consumer: PullConsumer,
-    /// The offset the consumer delivers next (or a later one, if that was purged).
-    next: u64,
-    used: Instant,
-}
-
-/// What one `append` knows about a key: the compare-and-set state of its subject and the
-/// key's newest stored record.
-#[derive(Debug, Clone, Copy)]
-struct KeyState {
-    /// Sequence of the last message on the key's subject, 0 for none.
-    subject_seq: u64,
-    /// Offset and `received_at_ms` of the key's newest stored record.
-    newest: Option<(u64, i64)>,
-}
-
-/// A record of an `append`, while it runs.
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    Open,
-    Done(Appended),
-    /// A duplicate of the record at this batch index, published in the same round.
-    DupOf(usize),
-}
-
-type Key<'a> = (&'a str, &'a str);
-
-/// The state of one `append`.
-struct Progress<'a> {
-    /// What is known of each key.
-    states: HashMap<Key<'a>, KeyState>,
-    /// Of each record of the batch.
-    outcome: Vec<Outcome>,
-    /// Records whose publish was refused in this round.
-    refused: Vec<usize>,
 }
 
 impl JetStreamLog {
@@ -354,10 +305,6 @@ impl JetStreamLog {
         self.bounds.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_cursors(&self) -> std::sync::MutexGuard<'_, Vec<Cursor>> {
-        self.cursors.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The subject of a record with this id and source.
     fn subject(&self, id: &str, source: &str) -> String {
         format!("{}.{}.{}", self.base, hash(id), hash(source))
@@ -370,368 +317,6 @@ impl JetStreamLog {
             reason,
         }
     }
-
-    /// Decodes the message at `seq`.
-    fn record(&self, seq: u64, body: &[u8]) -> Result<Record, LogError> {
-        let offset = seq.saturating_sub(1);
-        let b = envelope::decode(body).map_err(|reason| self.corrupt(offset, reason))?;
-        Ok(Record {
-            offset,
-            received_at_ms: b.received_at_ms,
-            source: b.source.to_owned(),
-            id: b.id.to_owned(),
-            payload: b.payload.to_vec(),
-            matched_rules: b.matched_rules.into_iter().map(str::to_owned).collect(),
-        })
-    }
-
-    /// The compare-and-set state of `key`'s subject and the key's newest record.
-    async fn lookup(&self, subject: &str, (source, id): Key<'_>) -> Result<KeyState, LogError> {
-        let got = within(
-            self.timeout(),
-            "get last message",
-            self.stream.get_last_raw_message_by_subject(subject),
-        )
-        .await?;
-        let msg = match got {
-            Ok(msg) => msg,
-            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
-                return Ok(KeyState {
-                    subject_seq: 0,
-                    newest: None,
-                });
-            }
-            Err(e) => return Err(unavailable("get last message", e)),
-        };
-        let offset = msg.sequence.saturating_sub(1);
-        let body = envelope::decode(&msg.payload).map_err(|r| self.corrupt(offset, r))?;
-        let newest = if body.source == source && body.id == id {
-            Some((offset, body.received_at_ms))
-        } else {
-            // Another key hashes to this subject: find this key's newest record on it.
-            self.scan(subject, |r| r.source == source && r.id == id)
-                .await?
-                .first()
-                .map(|r| (r.offset, r.received_at_ms))
-        };
-        Ok(KeyState {
-            subject_seq: msg.sequence,
-            newest,
-        })
-    }
-
-    /// Without a dedup window (a trace journal: many records per key, none a duplicate):
-    /// every record published back to back, no lookups, no compare-and-set; the acks are
-    /// awaited in order, at most [`MAX_IN_FLIGHT`] outstanding.
-    async fn append_all(
-        &self,
-        records: &[NewRecord],
-        subjects: &[String],
-    ) -> Result<Vec<Appended>, LogError> {
-        let mut out = Vec::with_capacity(records.len());
-        let mut pending: VecDeque<PublishAckFuture> = VecDeque::new();
-        for (record, subject) in records.iter().zip(subjects) {
-            if pending.len() >= MAX_IN_FLIGHT
-                && let Some(ack) = pending.pop_front()
-            {
-                out.push(self.acked_new(ack).await?);
-            }
-            pending.push_back(self.send(subject, None, record).await?);
-        }
-        self.flights.fetch_add(1, Ordering::Relaxed);
-        while let Some(ack) = pending.pop_front() {
-            out.push(self.acked_new(ack).await?);
-        }
-        Ok(out)
-    }
-
-    /// A publish without a condition, acknowledged: where it was stored.
-    async fn acked_new(&self, ack: PublishAckFuture) -> Result<Appended, LogError> {
-        let seq = self
-            .acked(ack)
-            .await?
-            .ok_or_else(|| LogError::Unavailable {
-                reason: "an unconditional publish was refused".to_owned(),
-            })?;
-        let offset = seq.saturating_sub(1);
-        self.records.fetch_add(1, Ordering::Relaxed);
-        self.stored(offset);
-        Ok(Appended::New { offset })
-    }
-
-    /// Publishes `record` on `subject`, if the subject's last sequence is `expected` when
-    /// that is given.
-    async fn send(
-        &self,
-        subject: &str,
-        expected: Option<u64>,
-        record: &NewRecord,
-    ) -> Result<PublishAckFuture, LogError> {
-        let mut headers = HeaderMap::new();
-        if let Some(expected) = expected {
-            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string());
-        }
-        let body = envelope::encode(record);
-        within(
-            self.timeout(),
-            "publish",
-            self.js
-                .publish_with_headers(subject.to_owned(), headers, body.into()),
-        )
-        .await?
-        .map_err(|e| unavailable("publish", e))
-    }
-
-    /// The sequence of an acknowledged publish; `None` when the server refused it because
-    /// the subject moved on (a concurrent writer).
-    async fn acked(&self, ack: PublishAckFuture) -> Result<Option<u64>, LogError> {
-        match within(self.timeout(), "publish ack", ack.into_future()).await? {
-            Ok(ack) => Ok(Some(ack.sequence)),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
-            Err(e) => Err(unavailable("publish ack", e)),
-        }
-    }
-
-    /// Records the answer to the publish of record `i` (key `key`, received at `at`):
-    /// its sequence, or `None` if it was refused.
-    fn settle<'a>(
-        &self,
-        progress: &mut Progress<'a>,
-        i: usize,
-        key: Key<'a>,
-        at: i64,
-        seq: Option<u64>,
-    ) {
-        let Some(seq) = seq else {
-            // Someone else wrote on the subject: look it up again.
-            progress.states.remove(&key);
-            progress.refused.push(i);
-            return;
-        };
-        let offset = seq.saturating_sub(1);
-        progress.outcome[i] = Outcome::Done(Appended::New { offset });
-        progress.states.insert(
-            key,
-            KeyState {
-                subject_seq: seq,
-                newest: Some((offset, at)),
-            },
-        );
-        self.records.fetch_add(1, Ordering::Relaxed);
-        self.stored(offset);
-    }
-
-    /// Notes an acknowledged new record at `offset`.
-    fn stored(&self, offset: u64) {
-        let mut b = self.lock_bounds();
-        if b.first.is_none() {
-            // Nothing below the cached `next` was retained; if other processes appended in
-            // between, their records come first.
-            b.first = Some(b.next.min(offset));
-        }
-        b.next = b.next.max(offset + 1);
-    }
-
-    /// Notes what a read from `from` returned.
-    fn saw(&self, from: u64, records: &[Record]) {
-        let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            return;
-        };
-        let mut b = self.lock_bounds();
-        b.next = b.next.max(last.offset + 1);
-        match b.first {
-            // Everything before `first.offset` is gone (retention removes prefixes only).
-            Some(f) if first.offset > from && f < first.offset => b.first = Some(first.offset),
-            Some(_) => {}
-            None => {
-                // Nothing was retained below the cached `next`: if the read started there or
-                // below, it started at the first record.
-                if from <= first.offset {
-                    b.first = Some(first.offset);
-                }
-            }
-        }
-    }
-
-    /// Fetches up to `want` messages (one no-wait fetch request) and decodes them; each
-    /// wait on the server is bounded by `t`.
-    async fn fetch(
-        &self,
-        consumer: &PullConsumer,
-        want: usize,
-        t: Duration,
-    ) -> Result<Vec<Record>, LogError> {
-        let mut batch = within(t, "fetch", consumer.fetch().max_messages(want).messages())
-            .await?
-            .map_err(|e| unavailable("fetch", e))?;
-        let mut out = Vec::with_capacity(want);
-        while let Some(msg) = within(t, "fetch", batch.next()).await? {
-            let msg = msg.map_err(|e| unavailable("fetch", e))?;
-            let seq = msg
-                .info()
-                .map_err(|e| unavailable("fetch: message metadata", e))?
-                .stream_sequence;
-            out.push(self.record(seq, &msg.payload)?);
-        }
-        Ok(out)
-    }
-
-    /// A new read consumer starting at `from`.
-    async fn new_cursor(&self, from: u64) -> Result<Cursor, LogError> {
-        let config = pull::Config {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from.saturating_add(1),
-            },
-            ack_policy: AckPolicy::None,
-            inactive_threshold: CURSOR_INACTIVE_THRESHOLD,
-            memory_storage: true,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        let consumer = within(
-            self.timeout(),
-            "create consumer",
-            self.stream.create_consumer(config),
-        )
-        .await?
-        .map_err(|e| unavailable("create consumer", e))?;
-        Ok(Cursor {
-            consumer,
-            next: from,
-            used: Instant::now(),
-        })
-    }
-
-    fn take_cursor(&self, from: u64) -> Option<Cursor> {
-        let mut cursors = self.lock_cursors();
-        cursors.retain(|c| c.used.elapsed() < CURSOR_IDLE);
-        let i = cursors.iter().position(|c| c.next == from)?;
-        Some(cursors.swap_remove(i))
-    }
-
-    fn put_cursor(&self, cursor: Cursor) {
-        let mut cursors = self.lock_cursors();
-        cursors.push(cursor);
-        if cursors.len() > MAX_CURSORS
-            && let Some(oldest) = cursors
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(i, _)| i)
-        {
-            // Its consumer goes away on the server after the inactive threshold.
-            cursors.swap_remove(oldest);
-        }
-    }
-
-    /// Reads through `cursor` until `out` holds `max` records or the stream has no more. The
-    /// first fetch waits at most `first_wait`, the others the full timeout.
-    async fn fill(
-        &self,
-        cursor: &mut Cursor,
-        max: usize,
-        out: &mut Vec<Record>,
-        first_wait: Duration,
-    ) -> Result<(), LogError> {
-        cursor.used = Instant::now();
-        let mut wait = first_wait;
-        while out.len() < max {
-            let want = (max - out.len()).min(FETCH_BATCH);
-            let got = self.fetch(&cursor.consumer, want, wait).await?;
-            wait = self.timeout();
-            let n = got.len();
-            if let Some(last) = got.last() {
-                cursor.next = last.offset + 1;
-            }
-            out.extend(got);
-            if n < want {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// The retained records on the subjects matching `filter` that pass `keep`, newest
-    /// first, at most [`FIND_LIMIT`] (the newest).
-    async fn scan(
-        &self,
-        filter: &str,
-        keep: impl Fn(&Record) -> bool,
-    ) -> Result<Vec<Record>, LogError> {
-        let config = pull::Config {
-            filter_subject: filter.to_owned(),
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::None,
-            inactive_threshold: FIND_INACTIVE_THRESHOLD,
-            memory_storage: true,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        let consumer = within(
-            self.timeout(),
-            "create consumer",
-            self.stream.create_consumer(config),
-        )
-        .await?
-        .map_err(|e| unavailable("create consumer", e))?;
-        let mut left = consumer.cached_info().num_pending;
-        let mut newest: VecDeque<Record> = VecDeque::new();
-        let mut result = Ok(());
-        while left > 0 {
-            let want = usize::try_from(left).map_or(FETCH_BATCH, |l| l.min(FETCH_BATCH));
-            let got = match self.fetch(&consumer, want, self.timeout()).await {
-                Ok(got) => got,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            if got.is_empty() {
-                break;
-            }
-            left = left.saturating_sub(got.len() as u64);
-            for r in got.into_iter().filter(|r| keep(r)) {
-                newest.push_back(r);
-                if newest.len() > FIND_LIMIT {
-                    newest.pop_front();
-                }
-            }
-        }
-        // Best effort: the server drops it after the inactive threshold anyway.
-        let name = consumer.cached_info().name.clone();
-        let _ = within(
-            self.timeout(),
-            "delete consumer",
-            self.stream.delete_consumer(&name),
-        )
-        .await;
-        result?;
-        Ok(newest.into_iter().rev().collect())
-    }
-
-    /// `received_at_ms` of the record at `offset`; `None` if it is gone.
-    async fn received_at(&self, offset: u64) -> Result<Option<i64>, LogError> {
-        let t = self.timeout();
-        let body = if self.direct {
-            match within(t, "direct get", self.stream.direct_get(offset + 1)).await? {
-                Ok(msg) => msg.payload,
-                Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(None),
-                Err(e) => return Err(unavailable("direct get", e)),
-            }
-        } else {
-            // A stream created elsewhere without direct gets: ask the leader.
-            match within(t, "get message", self.stream.get_raw_message(offset + 1)).await? {
-                Ok(msg) => msg.payload,
-                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(unavailable("get message", e)),
-            }
-        };
-        envelope::decode(&body)
-            .map(|b| Some(b.received_at_ms))
-            .map_err(|r| self.corrupt(offset, r))
-    }
 }
 
 #[async_trait]
@@ -739,189 +324,18 @@ impl LogStore for JetStreamLog {
     /// See the module doc. A failed append (`Unavailable`) may have stored part of the
     /// batch; appending it again is safe, the stored part comes back as duplicates.
     async fn append(&self, records: Vec<NewRecord>) -> Result<Vec<Appended>, LogError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(LogError::Closed);
-        }
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let window = self.options.log.dedup_window_ms;
-        let subjects: Vec<String> = records
-            .iter()
-            .map(|r| self.subject(&r.id, &r.source))
-            .collect();
-        if window <= 0 {
-            return self.append_all(&records, &subjects).await;
-        }
-        let key = |i: usize| -> Key<'_> { (records[i].source.as_str(), records[i].id.as_str()) };
-        let mut progress = Progress {
-            states: HashMap::new(),
-            outcome: vec![Outcome::Open; records.len()],
-            refused: Vec::new(),
-        };
-        let mut todo: Vec<usize> = (0..records.len()).collect();
-        let mut conflict_rounds = 0;
-
-        while !todo.is_empty() {
-            // The keys not known yet are looked up concurrently, in order of first appearance;
-            // each record is decided, in batch order, as soon as its key is known, and a new
-            // one is published right away (lookups and publishes overlap).
-            let mut asked = HashSet::new();
-            let missing: Vec<usize> = todo
-                .iter()
-                .copied()
-                .filter(|&i| !progress.states.contains_key(&key(i)) && asked.insert(key(i)))
-                .collect();
-            let mut lookups = futures_util::stream::iter(missing)
-                .map(|i| {
-                    let subject = &subjects[i];
-                    async move { self.lookup(subject, key(i)).await.map(|s| (i, s)) }
-                })
-                .buffered(LOOKUP_CONCURRENCY);
-            let mut in_round: HashMap<Key<'_>, usize> = HashMap::new();
-            let mut pending: VecDeque<(usize, PublishAckFuture)> = VecDeque::new();
-            let mut next_round: Vec<usize> = Vec::new();
-            for (pos, &i) in todo.iter().enumerate() {
-                let at = records[i].received_at_ms;
-                if let Some(&j) = in_round.get(&key(i)) {
-                    if records[j].received_at_ms > at.saturating_sub(window) {
-                        progress.outcome[i] = Outcome::DupOf(j);
-                        continue;
-                    }
-                    // New again within the batch: it needs `j`'s sequence, so the round ends.
-                    next_round.extend_from_slice(&todo[pos..]);
-                    break;
-                }
-                let state = loop {
-                    if let Some(state) = progress.states.get(&key(i)) {
-                        break *state;
-                    }
-                    let Some(found) = lookups.next().await else {
-                        return Err(LogError::Unavailable {
-                            reason: "append: a key was not looked up".to_owned(),
-                        });
-                    };
-                    let (j, state) = found?;
-                    progress.states.insert(key(j), state);
-                };
-                match state.newest {
-                    Some((offset, newest_at)) if newest_at > at.saturating_sub(window) => {
-                        progress.outcome[i] = Outcome::Done(Appended::Duplicate { offset });
-                    }
-                    _ => {
-                        if pending.len() >= MAX_IN_FLIGHT
-                            && let Some((j, ack)) = pending.pop_front()
-                        {
-                            let seq = self.acked(ack).await?;
-                            self.settle(&mut progress, j, key(j), records[j].received_at_ms, seq);
-                        }
-                        in_round.insert(key(i), i);
-                        let ack = self
-                            .send(&subjects[i], Some(state.subject_seq), &records[i])
-                            .await?;
-                        pending.push_back((i, ack));
-                    }
-                }
-            }
-            drop(lookups);
-            if !in_round.is_empty() {
-                self.flights.fetch_add(1, Ordering::Relaxed);
-            }
-            while let Some((j, ack)) = pending.pop_front() {
-                let seq = self.acked(ack).await?;
-                self.settle(&mut progress, j, key(j), records[j].received_at_ms, seq);
-            }
-
-            // Settle in-batch duplicates; what depended on a refused publish goes again.
-            let refused = std::mem::take(&mut progress.refused);
-            if !refused.is_empty() {
-                conflict_rounds += 1;
-                if conflict_rounds > MAX_CONFLICT_ROUNDS {
-                    return Err(LogError::Unavailable {
-                        reason: format!(
-                            "append: publishes refused by concurrent writers in \
-                             {MAX_CONFLICT_ROUNDS} rounds"
-                        ),
-                    });
-                }
-            }
-            next_round.extend(refused);
-            let outcome = &mut progress.outcome;
-            for &i in &todo {
-                if let Outcome::DupOf(j) = outcome[i] {
-                    match outcome[j] {
-                        Outcome::Done(done) => {
-                            outcome[i] = Outcome::Done(Appended::Duplicate {
-                                offset: done.offset(),
-                            });
-                        }
-                        _ => {
-                            outcome[i] = Outcome::Open;
-                            next_round.push(i);
-                        }
-                    }
-                }
-            }
-            next_round.sort_unstable();
-            next_round.dedup();
-            todo = next_round;
-        }
-
-        progress
-            .outcome
-            .into_iter()
-            .map(|o| match o {
-                Outcome::Done(done) => Ok(done),
-                _ => Err(LogError::Unavailable {
-                    reason: "append: a record was left undecided".to_owned(),
-                }),
-            })
-            .collect()
+        self.append_batch(records).await
     }
 
     async fn read(&self, from: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        let reused = match self.take_cursor(from) {
-            // A no-wait fetch is answered at once; a consumer the server lost (restart, leader
-            // change) is not answered at all, so a parked one gets a shorter first wait.
-            Some(mut cursor) => {
-                let wait = self.timeout().min(PARKED_CURSOR_WAIT);
-                match self.fill(&mut cursor, max, &mut out, wait).await {
-                    Ok(()) => Some(cursor),
-                    // Start afresh, once.
-                    Err(LogError::Unavailable { .. }) if out.is_empty() => None,
-                    Err(e) => return Err(e),
-                }
-            }
-            None => None,
-        };
-        let cursor = match reused {
-            Some(cursor) => cursor,
-            None => {
-                let mut cursor = self.new_cursor(from).await?;
-                self.fill(&mut cursor, max, &mut out, self.timeout())
-                    .await?;
-                cursor
-            }
-        };
-        self.put_cursor(cursor);
-        self.saw(from, &out);
-        Ok(out)
+        self.read_from(from, max).await
     }
 
     /// Newest first; at most [`FIND_LIMIT`] records (the newest).
+    ///
+    /// [`FIND_LIMIT`]: read::FIND_LIMIT
     async fn find(&self, id: &str, source: Option<&str>) -> Result<Vec<Record>, LogError> {
-        let filter = match source {
-            Some(source) => self.subject(id, source),
-            None => format!("{}.{}.*", self.base, hash(id)),
-        };
-        self.scan(&filter, |r| {
-            r.id == id && source.is_none_or(|s| r.source == s)
-        })
-        .await
+        self.find_records(id, source).await
     }
 
     fn bounds(&self) -> Bounds {
@@ -932,40 +346,14 @@ impl LogStore for JetStreamLog {
     /// `received_at_ms` does not decrease along the log (true for one writer; with several,
     /// within their clock skew), then purges the stream up to it.
     async fn remove_before(&self, cutoff_ms: i64, keep_from: u64) -> Result<u64, LogError> {
-        let now = self.refresh().await?;
-        let Some(first) = now.first else {
-            return Ok(0);
-        };
-        let end = keep_from.min(now.next);
-        let (mut lo, mut hi) = (first, end.max(first));
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let old = self.received_at(mid).await?.is_none_or(|at| at < cutoff_ms);
-            if old {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        if lo == first {
-            return Ok(0);
-        }
-        let purged = within(
-            self.timeout(),
-            "purge",
-            self.stream.purge().sequence(lo + 1).into_future(),
-        )
-        .await?
-        .map_err(|e| unavailable("purge", e))?;
-        let mut b = self.lock_bounds();
-        let kept = b.first.map_or(lo, |f| f.max(lo));
-        b.first = (kept < b.next).then_some(kept);
-        Ok(purged.purged)
+        self.purge_before(cutoff_ms, keep_from).await
     }
 
     /// Refuses appends from now on; reads still work. Every append was acknowledged when
     /// it returned, so there is nothing to flush. Parked read consumers are left to the
     /// server, which removes them after [`CURSOR_INACTIVE_THRESHOLD`].
+    ///
+    /// [`CURSOR_INACTIVE_THRESHOLD`]: read::CURSOR_INACTIVE_THRESHOLD
     async fn close(&self) -> Result<(), LogError> {
         self.closed.store(true, Ordering::Release);
         Ok(())
