@@ -55,6 +55,25 @@ async fn delivered_by(s: &Server) -> u64 {
         .sum()
 }
 
+/// Another node joining `a`'s cluster: its database, its admin key.
+async fn join(a: &Server, prefix: &str, node: &str) -> Server {
+    let db = a.db_url().unwrap();
+    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
+    Server::start_seeded(
+        Backend::Sqlite,
+        &node_args(prefix, node, Some(&db)),
+        &[],
+        &[("admin.key", admin_key)],
+    )
+    .await
+}
+
+/// The default bus's streams (log and journal) a test made.
+async fn remove_streams(prefix: &str) {
+    delete_streams(NATS, prefix, &["default"]).await;
+    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+}
+
 fn ids_of(rx: &Receiver) -> BTreeSet<String> {
     rx.received()
         .iter()
@@ -78,7 +97,6 @@ async fn nodes_share_delivery_and_take_over_from_a_killed_one() {
         receivers.push(Receiver::start(vec![]).await);
     }
     let mut a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
-    let db = a.db_url().unwrap();
     for (i, rx) in receivers.iter().enumerate() {
         a.put_rule(
             "default",
@@ -93,14 +111,7 @@ async fn nodes_share_delivery_and_take_over_from_a_killed_one() {
         (delivering(&a).await == RULES).then_some(())
     })
     .await;
-    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
-    let b = Server::start_seeded(
-        Backend::Sqlite,
-        &node_args(&prefix, "node-b", Some(&db)),
-        &[],
-        &[("admin.key", admin_key)],
-    )
-    .await;
+    let b = join(&a, &prefix, "node-b").await;
     // Two nodes: two subscriptions each.
     eventually(Duration::from_secs(10), || async {
         (delivering(&a).await == RULES / 2 && delivering(&b).await == RULES / 2).then_some(())
@@ -163,8 +174,7 @@ async fn nodes_share_delivery_and_take_over_from_a_killed_one() {
         .await;
     }
     drop(b);
-    delete_streams(NATS, &prefix, &["default"]).await;
-    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+    remove_streams(&prefix).await;
 }
 
 /// Within `within`, `check` holds (polled every 20 ms); returns how long it took.
@@ -189,15 +199,7 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
     let prefix = unique_prefix();
     let rx = Receiver::start(vec![]).await;
     let a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
-    let db = a.db_url().unwrap();
-    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
-    let b = Server::start_seeded(
-        Backend::Sqlite,
-        &node_args(&prefix, "node-b", Some(&db)),
-        &[],
-        &[("admin.key", admin_key)],
-    )
-    .await;
+    let b = join(&a, &prefix, "node-b").await;
     let second = Duration::from_secs(1);
     // A rule made on a matches what is published through b.
     a.put_rule(
@@ -338,8 +340,7 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
     })
     .await;
     drop((a, b));
-    delete_streams(NATS, &prefix, &["default"]).await;
-    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+    remove_streams(&prefix).await;
 }
 
 /// Two nodes, two subscriptions (one each) whose targets refuse: the dead letters of both,
@@ -355,7 +356,6 @@ async fn a_redrive_through_one_node_reaches_the_other_nodes_subscriptions() {
         rx.set_fallback(status(400));
     }
     let a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
-    let db = a.db_url().unwrap();
     for (i, rx) in receivers.iter().enumerate() {
         a.put_rule(
             "default",
@@ -365,14 +365,7 @@ async fn a_redrive_through_one_node_reaches_the_other_nodes_subscriptions() {
         )
         .await;
     }
-    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
-    let b = Server::start_seeded(
-        Backend::Sqlite,
-        &node_args(&prefix, "node-b", Some(&db)),
-        &[],
-        &[("admin.key", admin_key)],
-    )
-    .await;
+    let b = join(&a, &prefix, "node-b").await;
     eventually(Duration::from_secs(10), || async {
         (delivering(&a).await == 1 && delivering(&b).await == 1).then_some(())
     })
@@ -425,8 +418,7 @@ async fn a_redrive_through_one_node_reaches_the_other_nodes_subscriptions() {
     })
     .await;
     drop((a, b));
-    delete_streams(NATS, &prefix, &["default"]).await;
-    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+    remove_streams(&prefix).await;
 }
 
 /// A replay whose node is SIGKILLed while it runs goes on on another node once its claim
@@ -437,7 +429,6 @@ async fn a_replay_goes_on_on_another_node_when_its_node_dies() {
     let prefix = unique_prefix();
     let rx = Receiver::start(vec![]).await;
     let mut a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
-    let db = a.db_url().unwrap();
     let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let from = now();
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -460,14 +451,7 @@ async fn a_replay_goes_on_on_another_node_when_its_node_dies() {
         (delivering(&a).await == 1).then_some(())
     })
     .await;
-    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
-    let b = Server::start_seeded(
-        Backend::Sqlite,
-        &node_args(&prefix, "node-b", Some(&db)),
-        &[],
-        &[("admin.key", admin_key)],
-    )
-    .await;
+    let b = join(&a, &prefix, "node-b").await;
     let started = a
         .call(
             Method::POST,
@@ -502,8 +486,7 @@ async fn a_replay_goes_on_on_another_node_when_its_node_dies() {
     })
     .await;
     drop(b);
-    delete_streams(NATS, &prefix, &["default"]).await;
-    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+    remove_streams(&prefix).await;
 }
 
 /// Keeps publishing batches of ten through `s` until told to stop or refused; returns the
@@ -554,7 +537,6 @@ async fn three_nodes_lose_nothing_acknowledged_when_one_is_killed_under_load() {
         receivers.push(Receiver::start(vec![]).await);
     }
     let a = Server::start_with(Backend::Postgres, &node_args(&prefix, "node-a", None)).await;
-    let db = a.db_url().unwrap();
     for (i, rx) in receivers.iter().enumerate() {
         a.put_rule(
             "default",
@@ -564,21 +546,8 @@ async fn three_nodes_lose_nothing_acknowledged_when_one_is_killed_under_load() {
         )
         .await;
     }
-    let admin_key = std::fs::read_to_string(a.data_dir().join("admin.key")).unwrap();
-    let mut others = Vec::new();
-    for node in ["node-b", "node-c"] {
-        others.push(
-            Server::start_seeded(
-                Backend::Sqlite,
-                &node_args(&prefix, node, Some(&db)),
-                &[],
-                &[("admin.key", admin_key.clone())],
-            )
-            .await,
-        );
-    }
-    let c = others.pop().unwrap();
-    let mut b = others.pop().unwrap();
+    let mut b = join(&a, &prefix, "node-b").await;
+    let c = join(&a, &prefix, "node-c").await;
     eventually(Duration::from_secs(15), || async {
         let each = (
             delivering(&a).await,
@@ -625,6 +594,5 @@ async fn three_nodes_lose_nothing_acknowledged_when_one_is_killed_under_load() {
         assert!(delivered_by(s).await > 0);
     }
     drop((a, b, c));
-    delete_streams(NATS, &prefix, &["default"]).await;
-    delete_streams(NATS, &format!("{prefix}-journal"), &["default"]).await;
+    remove_streams(&prefix).await;
 }

@@ -161,13 +161,7 @@ impl JetStreamLog {
             num_replicas: 1,
             ..Default::default()
         };
-        let consumer = within(
-            self.timeout(),
-            "create consumer",
-            self.stream.create_consumer(config),
-        )
-        .await?
-        .map_err(|e| unavailable("create consumer", e))?;
+        let consumer = self.consumer(config).await?;
         Ok(Cursor {
             consumer,
             next: from,
@@ -240,13 +234,7 @@ impl JetStreamLog {
             num_replicas: 1,
             ..Default::default()
         };
-        let consumer = within(
-            self.timeout(),
-            "create consumer",
-            self.stream.create_consumer(config),
-        )
-        .await?
-        .map_err(|e| unavailable("create consumer", e))?;
+        let consumer = self.consumer(config).await?;
         let mut left = consumer.cached_info().num_pending;
         let mut newest: VecDeque<Record> = VecDeque::new();
         let mut result = Ok(());
@@ -280,5 +268,18 @@ impl JetStreamLog {
         .await;
         result?;
         Ok(newest.into_iter().rev().collect())
+    }
+}
+
+impl JetStreamLog {
+    /// Creates a consumer of the stream (one request, bounded by the timeout).
+    async fn consumer(&self, config: pull::Config) -> Result<PullConsumer, LogError> {
+        within(
+            self.timeout(),
+            "create consumer",
+            self.stream.create_consumer(config),
+        )
+        .await?
+        .map_err(|e| unavailable("create consumer", e))
     }
 }
