@@ -28,6 +28,9 @@ pub struct Membership {
     pub ownership: Arc<Ownership>,
     /// How long a lease lasts unless renewed: a dead node's subscriptions move after this.
     pub lease: Duration,
+    /// Set when the rules changed: new subscriptions are taken up at once, not at the next
+    /// tick.
+    pub wake: tokio::sync::Notify,
 }
 
 impl Membership {
@@ -45,7 +48,10 @@ pub async fn run(engine: Arc<Engine>, membership: Arc<Membership>) {
     let mut tick = tokio::time::interval((membership.lease / 4).max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = membership.wake.notified() => {}
+        }
         if let Err(e) = step(&engine, &membership).await {
             tracing::warn!(error = %e, "cluster membership step failed; trying again");
         }

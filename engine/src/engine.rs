@@ -214,6 +214,7 @@ impl Engine {
             Arc::new(Membership {
                 ownership: Arc::new(ownership),
                 lease: c.lease,
+                wake: tokio::sync::Notify::new(),
             })
         });
         let ports = Ports {
@@ -349,6 +350,7 @@ impl Engine {
                 .map_err(|e| StoreError::Start(e.to_string()))?;
         }
         self.meta.changed().await;
+        self.rules_changed();
         Ok((created, bus))
     }
 
@@ -362,6 +364,7 @@ impl Engine {
         self.meta.delete_bus(name).await?;
         self.buses.remove(name).await?;
         self.meta.changed().await;
+        self.rules_changed();
         Ok(true)
     }
 
@@ -404,6 +407,7 @@ impl Engine {
             .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
         bus.resync().await;
         self.meta.changed().await;
+        self.rules_changed();
         Ok((stored, created))
     }
 
@@ -421,6 +425,7 @@ impl Engine {
         bus.rules_mut().remove(rule);
         bus.resync().await;
         self.meta.changed().await;
+        self.rules_changed();
         Ok(())
     }
 
@@ -460,7 +465,16 @@ impl Engine {
             .map_err(|e| SpecError::pattern(format!("pattern: {e}")))?;
         bus.resync().await;
         self.meta.changed().await;
+        self.rules_changed();
         Ok((stored, inactive))
+    }
+
+    /// Subscriptions may have been added or removed: when nodes share the buses, leases are
+    /// balanced now rather than at the next tick.
+    fn rules_changed(&self) {
+        if let Some(m) = &self.membership {
+            m.wake.notify_one();
+        }
     }
 
     /// Brings the buses and rules in memory in line with the metadata store, after another
@@ -525,6 +539,7 @@ impl Engine {
         for bus in new {
             bus.start().await?;
         }
+        self.rules_changed();
         Ok(())
     }
 
