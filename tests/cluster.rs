@@ -339,7 +339,7 @@ async fn a_change_made_on_one_node_is_in_force_on_the_other_within_a_second() {
         status_of(&a, Method::GET, "/v1/functions/echo").await == 404
     })
     .await;
-    drop((a, b));
+    drop((b, a));
     remove_streams(&prefix).await;
 }
 
@@ -417,7 +417,7 @@ async fn a_redrive_through_one_node_reaches_the_other_nodes_subscriptions() {
             .then_some(())
     })
     .await;
-    drop((a, b));
+    drop((b, a));
     remove_streams(&prefix).await;
 }
 
@@ -593,6 +593,6 @@ async fn three_nodes_lose_nothing_acknowledged_when_one_is_killed_under_load() {
         .await;
         assert!(delivered_by(s).await > 0);
     }
-    drop((a, b, c));
+    drop((b, c, a));
     remove_streams(&prefix).await;
 }

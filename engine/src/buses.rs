@@ -27,6 +27,61 @@ pub struct Bus {
     pub indexer: Arc<Indexer>,
     /// Indexes the delivery journal, for delivery search and analytics.
     pub delivery_indexer: Arc<Indexer>,
+    /// With JetStream: tells the other nodes this bus got new events.
+    pub announcer: Option<Arc<Announcer>>,
+}
+
+/// With JetStream (nodes share the buses): after each append a node publishes an empty core
+/// NATS message on `<prefix>-wake.<bus>`, and every node, on each one, wakes the bus's
+/// dispatcher and indexers — so an event published through any node is read by every node
+/// at once, not at its readers' next poll (500 ms). Best effort: a lost message costs only
+/// that poll.
+pub struct Announcer {
+    client: async_nats::Client,
+    subject: String,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Announcer {
+    async fn start(
+        client: async_nats::Client,
+        prefix: &str,
+        bus: &str,
+        wake: impl Fn() + Send + 'static,
+    ) -> Result<Announcer, LogError> {
+        use futures_util::StreamExt as _;
+        let subject = format!("{prefix}-wake.{bus}");
+        let mut woken =
+            client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| LogError::Unavailable {
+                    reason: format!("subscribing to {subject}: {e}"),
+                })?;
+        let listener = tokio::spawn(async move {
+            while woken.next().await.is_some() {
+                wake();
+            }
+        });
+        Ok(Announcer {
+            client,
+            subject,
+            listener,
+        })
+    }
+
+    /// New events were appended through this node.
+    pub async fn announce(&self) {
+        if let Err(e) = self.client.publish(self.subject.clone(), "".into()).await {
+            tracing::debug!(error = %e, "announcing new events failed; the other nodes poll");
+        }
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl Bus {
@@ -166,13 +221,16 @@ impl Buses {
 
     /// Opens (or re-configures) a bus whose settings were just stored.
     pub async fn install(&self, settings: BusSettings) -> Result<Arc<Bus>, LogError> {
-        let (log, rules, dispatch, indexer, delivery_indexer) = match self.get(&settings.name) {
+        let (log, rules, dispatch, indexer, delivery_indexer, announcer) = match self
+            .get(&settings.name)
+        {
             Some(existing) => (
                 existing.log.clone(),
                 existing.rules.clone(),
                 existing.dispatch.clone(),
                 existing.indexer.clone(),
                 existing.delivery_indexer.clone(),
+                existing.announcer.clone(),
             ),
             None => {
                 let dir = self.root.join(&settings.name);
@@ -198,7 +256,30 @@ impl Buses {
                     open_index(&dir.join("delivery-index"))?,
                     as_delivery,
                 );
-                (log, Arc::default(), dispatch, indexer, delivery_indexer)
+                let announcer = match &self.backend {
+                    LogBackend::Embedded(_) => None,
+                    LogBackend::JetStream { client, options } => {
+                        let (d, i, j) =
+                            (dispatch.clone(), indexer.clone(), delivery_indexer.clone());
+                        let wake = move || {
+                            d.wake();
+                            i.wake();
+                            j.wake();
+                        };
+                        let a =
+                            Announcer::start(client.clone(), &options.prefix, &settings.name, wake)
+                                .await?;
+                        Some(Arc::new(a))
+                    }
+                };
+                (
+                    log,
+                    Arc::default(),
+                    dispatch,
+                    indexer,
+                    delivery_indexer,
+                    announcer,
+                )
             }
         };
         let bus = Arc::new(Bus {
@@ -208,6 +289,7 @@ impl Buses {
             dispatch,
             indexer,
             delivery_indexer,
+            announcer,
         });
         self.write().insert(bus.settings.name.clone(), bus.clone());
         Ok(bus)

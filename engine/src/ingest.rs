@@ -80,6 +80,9 @@ impl Ingest {
             bus.dispatch.wake();
         }
         bus.indexer.wake();
+        if let Some(announcer) = &bus.announcer {
+            announcer.announce().await;
+        }
         // Duplicates were seen before: they are not sightings.
         for ((_, source, ty), a) in keys.iter().zip(&appended) {
             if let (Appended::Duplicate { .. }, Some(s)) =
