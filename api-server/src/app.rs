@@ -106,6 +106,10 @@ async fn follow_changes(state: Arc<AppState>) {
             }
         }
     };
+    // Buses and rules in a task of their own: closing a bus deleted elsewhere can take
+    // seconds, and must not hold back the next key, webhook, function or schema change.
+    let reconcile = Arc::new(tokio::sync::Notify::new());
+    let _reconciler = AbortOnDrop(tokio::spawn(reconcile_on(state.clone(), reconcile.clone())));
     let mut every = tokio::time::interval(RECONCILE_EVERY);
     loop {
         let change = tokio::select! {
@@ -128,8 +132,6 @@ async fn follow_changes(state: Arc<AppState>) {
                 }
             }
         }
-        // Keys, webhooks, functions first: closing a bus deleted elsewhere can take a few
-        // seconds.
         if let Err(e) = state.keys.reload(&state.engine.meta).await {
             tracing::warn!(error = %e, "reloading API keys failed; trying again");
         }
@@ -142,6 +144,24 @@ async fn follow_changes(state: Arc<AppState>) {
         if let Err(e) = state.engine.schemas.reload(&state.engine.meta).await {
             tracing::warn!(error = %e, "reloading schemas failed; trying again");
         }
+        reconcile.notify_one();
+    }
+}
+
+/// Aborts the task when dropped (its owner was aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Applies other nodes' buses and rules each time it is told to (changes told meanwhile are
+/// taken by the same pass).
+async fn reconcile_on(state: Arc<AppState>, told: Arc<tokio::sync::Notify>) {
+    loop {
+        told.notified().await;
         if let Err(e) = state.engine.reconcile().await {
             tracing::warn!(error = %e, "applying other nodes' changes failed; trying again");
         }

@@ -111,7 +111,11 @@ impl Indexer {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(bus = %self.bus, error = %e, "indexer cannot read the log");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // (A bus being closed, its stream deleted by another node, stops at once.)
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stopped.changed() => {}
+                    }
                     continue;
                 }
             };
