@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use switchyard_core::time::now_ms;
 
+use crate::buses::Buses;
 use crate::dispatch::ownership::{Ownership, SubId, is_claim};
-use crate::engine::Engine;
+use crate::meta::MetaStore;
 
 /// This node in the cluster.
 pub struct Membership {
@@ -43,8 +44,9 @@ impl Membership {
     }
 }
 
-/// Heartbeats, renews and balances until the task is aborted.
-pub async fn run(engine: Arc<Engine>, membership: Arc<Membership>) {
+/// Heartbeats, renews and balances, every quarter lease and when woken, until the task is
+/// aborted.
+pub async fn run(meta: MetaStore, buses: &Buses, membership: &Membership) {
     let mut tick = tokio::time::interval((membership.lease / 4).max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -52,16 +54,16 @@ pub async fn run(engine: Arc<Engine>, membership: Arc<Membership>) {
             _ = tick.tick() => {}
             () = membership.wake.notified() => {}
         }
-        if let Err(e) = step(&engine, &membership).await {
+        if let Err(e) = step(&meta, buses, membership).await {
             tracing::warn!(error = %e, "cluster membership step failed; trying again");
         }
     }
 }
 
 /// Every (bus, rule, target) the rules want delivered, in a stable order.
-fn wanted(engine: &Engine) -> BTreeSet<SubId> {
+fn wanted(buses: &Buses) -> BTreeSet<SubId> {
     let mut out = BTreeSet::new();
-    for bus in engine.buses.all() {
+    for bus in buses.all() {
         for (rule, targets) in bus.rules().active() {
             for t in targets {
                 out.insert(SubId::new(&bus.settings.name, &rule.name, &t.spec.id));
@@ -71,8 +73,7 @@ fn wanted(engine: &Engine) -> BTreeSet<SubId> {
     out
 }
 
-async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Error> {
-    let meta = &engine.meta;
+async fn step(meta: &MetaStore, buses: &Buses, m: &Membership) -> Result<(), sqlx::Error> {
     let now = now_ms();
     let until = now.saturating_add(m.lease_ms());
     meta.heartbeat(m.node(), now).await?;
@@ -88,7 +89,7 @@ async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Err
         .into_iter()
         .filter(|l| !is_claim(l))
         .collect();
-    let wanted = wanted(engine);
+    let wanted = wanted(buses);
     let share = wanted.len().div_ceil(live);
     // Held but no longer wanted (rule deleted or disabled): its worker is stopped already.
     let mut giving_up: Vec<SubId> = mine
@@ -125,7 +126,7 @@ async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Err
         }
     }
     // Replays whose node stopped holding their claim (it died) go on here.
-    for bus in engine.buses.all() {
+    for bus in buses.all() {
         crate::dispatch::replay::take_over(&bus.dispatch, &bus.rules).await;
     }
     let before = m.ownership.owned();
@@ -139,19 +140,20 @@ async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Err
         .collect();
     m.ownership.set(mine);
     for name in changed {
-        if let Some(bus) = engine.buses.get(&name) {
+        if let Some(bus) = buses.get(&name) {
             bus.resync().await;
         }
     }
     // Given up once its worker has written what it held (in the background: renewals must
     // not wait for a slow delivery to finish).
     for s in giving_up {
-        let (engine, m) = (engine.clone(), m.clone());
+        let (meta, node) = (meta.clone(), m.node().to_owned());
+        let dispatch = buses.get(&s.bus).map(|b| b.dispatch.clone());
         tokio::spawn(async move {
-            if let Some(bus) = engine.buses.get(&s.bus) {
-                bus.dispatch.retired(&s.rule, &s.target).await;
+            if let Some(dispatch) = dispatch {
+                dispatch.retired(&s.rule, &s.target).await;
             }
-            if let Err(e) = engine.meta.release_lease(m.node(), &s).await {
+            if let Err(e) = meta.release_lease(&node, &s).await {
                 tracing::warn!(bus = %s.bus, rule = %s.rule, target = %s.target, error = %e, "giving up a delivery lease failed; it expires instead");
             }
         });
@@ -161,11 +163,11 @@ async fn step(engine: &Arc<Engine>, m: &Arc<Membership>) -> Result<(), sqlx::Err
 
 /// A node stopping cleanly (its workers have written everything): its leases go at once,
 /// so the others take its subscriptions without waiting for them to expire.
-pub async fn leave(engine: &Engine, m: &Membership) {
-    if let Err(e) = engine.meta.release_all_leases(m.node()).await {
+pub async fn leave(meta: &MetaStore, m: &Membership) {
+    if let Err(e) = meta.release_all_leases(m.node()).await {
         tracing::warn!(error = %e, "giving up delivery leases at shutdown failed; they expire instead");
     }
-    if let Err(e) = engine.meta.leave(m.node()).await {
+    if let Err(e) = meta.leave(m.node()).await {
         tracing::warn!(error = %e, "leaving the cluster failed");
     }
 }

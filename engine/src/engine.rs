@@ -304,8 +304,7 @@ impl Engine {
         }
         background.push(tokio::spawn(self.clone().retention_loop()));
         if let Some(m) = &self.membership {
-            *lock(&self.cluster_task) =
-                Some(tokio::spawn(crate::cluster::run(self.clone(), m.clone())));
+            *lock(&self.cluster_task) = Some(tokio::spawn(self.clone().cluster_loop(m.clone())));
         }
         if let Some(mut written) = lock(&self.entries_written).take() {
             let meta = self.meta.clone();
@@ -328,7 +327,7 @@ impl Engine {
         }
         self.buses.stop_delivery(SHUTDOWN_GRACE).await;
         if let Some(m) = &self.membership {
-            crate::cluster::leave(self, m).await;
+            crate::cluster::leave(&self.meta, m).await;
         }
         for task in lock(&self.background).drain(..) {
             task.abort();
@@ -467,6 +466,11 @@ impl Engine {
         self.meta.changed().await;
         self.rules_changed();
         Ok((stored, inactive))
+    }
+
+    /// This node's part in the cluster (see `crate::cluster`), until aborted.
+    async fn cluster_loop(self: Arc<Self>, membership: Arc<Membership>) {
+        crate::cluster::run(self.meta.clone(), &self.buses, &membership).await;
     }
 
     /// Subscriptions may have been added or removed: when nodes share the buses, leases are
